@@ -1,0 +1,584 @@
+"""Shared machinery of the meta-learning estimators.
+
+An estimator holds its hyper-parameters (stored untouched by ``__init__``) and its
+fitted state (attributes ending in ``_``); the numerical work is done by the pure
+functions of :mod:`sklmeta._engine`. This module validates input, moves arrays to
+tensors and back, runs the meta-training loop with progress and interruption, and
+makes sure a failed call leaves the estimator as it was.
+"""
+
+import copy
+import math
+import numbers
+import sys
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array
+
+from . import _engine
+from ._device import resolve_device
+from .networks import MLP, Conv4
+from .tasks import TaskBatch, TaskSequence
+from .tasks._base import Task, as_rng
+
+__all__ = ["BaseMetaEstimator", "MetaRegressorMixin", "MetaClassifierMixin"]
+
+
+def _as_task_source(tasks):
+    """A task distribution (has ``sample``), or a finite sequence of tasks wrapped as one."""
+    if hasattr(tasks, "sample") and callable(tasks.sample):
+        return tasks
+    if isinstance(tasks, (list, tuple)) and tasks and all(isinstance(t, Task) for t in tasks):
+        return TaskSequence(tasks)
+    raise TypeError(
+        "tasks must be a task distribution (an object with a "
+        "sample(n_tasks, random_state) method, e.g. sklmeta.tasks.SinusoidTasks), a "
+        "TaskBatch, or a non-empty list of sklmeta.tasks.Task; got "
+        f"{type(tasks).__name__}."
+    )
+
+
+def _to_input_tensor(X, input_shape, device, dtype, n_lead=1):
+    """Array of examples -> tensor ``[*lead, *input_shape]`` (flattened images are reshaped)."""
+    X = torch.as_tensor(np.asarray(X))
+    return X.reshape(*X.shape[:n_lead], *input_shape).to(device=device, dtype=dtype)
+
+
+def _configure_for_engine(module):
+    """Put a module copy into the state the engine assumes.
+
+    Dropout and other train-time randomness are off (eval mode); BatchNorm layers use
+    the current batch's statistics and never update running statistics, the
+    convention of the reference MAML implementation. Updating running statistics in
+    place is not possible inside ``torch.func`` transforms, and would make the
+    initialisation depend on the last meta-batch seen.
+    """
+    module.eval()
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.train()
+            m.track_running_stats = False
+    return module
+
+
+class BaseMetaEstimator(BaseEstimator):
+    """Base class of the meta-learning estimators; not for direct use.
+
+    Subclasses define ``__init__`` (explicit keyword arguments, as scikit-learn
+    requires), ``_meta_update`` (one meta-iteration on a task batch) and mix in
+    :class:`MetaRegressorMixin` or :class:`MetaClassifierMixin` for targets.
+    """
+
+    _parameter_constraints = {
+        "module": [None, torch.nn.Module],
+        "hidden_layer_sizes": ["array-like"],
+        "inner_lr": [Interval(Real, 0, None, closed="neither")],
+        "inner_steps": [Interval(Integral, 1, None, closed="left")],
+        "adapt_steps": [Interval(Integral, 0, None, closed="left"), None],
+        "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "strategy": [StrOptions({"auto", "vmap", "loop"})],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    # ------------------------------------------------------------------ meta-training
+    def meta_fit(self, tasks):
+        """Meta-learn the initialisation from a task distribution or a set of tasks.
+
+        Parameters
+        ----------
+        tasks : task distribution, TaskBatch or list of Task
+            A distribution is any object with ``sample(n_tasks, random_state)``
+            returning a :class:`~sklmeta.tasks.TaskBatch`; a finite collection of
+            tasks of identical shapes is sampled ``meta_batch_size`` at a time.
+
+        Returns
+        -------
+        self : object
+            The meta-fitted estimator; any earlier adaptation is discarded.
+
+        Notes
+        -----
+        Pressing Ctrl-C (``KeyboardInterrupt``) stops meta-training after the current
+        iteration's update; the estimator keeps what was learned so far, warns, and
+        records ``meta_interrupted_ = True``. ``warm_start=True`` continues from it.
+        """
+        self._validate_params()
+        self._check_hidden_layer_sizes()
+        source = _as_task_source(tasks)
+        device = resolve_device(self.device)
+        rng = as_rng(self.random_state)
+        first = self._sample_batch(source, rng)
+        input_shape, target_info = self._infer_task_shapes(first, source)
+
+        if self.warm_start and hasattr(self, "meta_params_"):
+            if input_shape != self.input_shape_ or target_info != self._target_info():
+                raise ValueError(
+                    "warm_start=True but the tasks' input shape or outputs "
+                    f"({input_shape}, {target_info}) differ from those the estimator was "
+                    f"meta-fitted on ({self.input_shape_}, {self._target_info()})."
+                )
+            module, params, buffers = self.module_, self.meta_params_, self.buffers_
+            history = {k: list(v) for k, v in self.meta_history_.items()}
+            n_iter_done = self.n_iter_
+        else:
+            module, params, buffers = self._init_model(input_shape, target_info, rng)
+            history = {"meta_loss": [], "init_grad_norm": [], "wall_time": []}
+            n_iter_done = 0
+        strategy = _engine.choose_strategy(
+            self.strategy, module, device, second_order=self._second_order()
+        )
+        params = {k: v.detach().to(device).clone() for k, v in params.items()}
+        buffers = {k: v.to(device) for k, v in buffers.items()}
+        loss = _engine.make_loss(module, self._loss_fn(None))
+        update = self._make_meta_update(params)
+
+        losses = torch.zeros(self.max_iter, device=device)
+        norms = torch.zeros(self.max_iter, device=device)
+        wall = np.zeros(self.max_iter)
+        progress = self._progress_bar()
+        start = time.perf_counter()
+        last_report = start
+        done = 0
+        interrupted = False
+        try:
+            batch = first
+            for it in range(self.max_iter):
+                if it > 0:
+                    batch = self._sample_batch(source, rng)
+                    self._check_batch_like(batch, first)
+                tensors = self._batch_to_tensors(batch, input_shape, device, params)
+                task_losses, task_norms = update(loss, params, buffers, tensors, strategy)
+                losses[it] = task_losses.mean()
+                norms[it] = task_norms.mean()
+                done = it + 1
+                now = time.perf_counter()
+                wall[it] = now - start
+                if progress is not None and (now - last_report > 0.5 or done == self.max_iter):
+                    window = losses[max(0, it - 49) : done].mean().item()  # one sync / report
+                    progress.set_postfix(meta_loss=f"{window:.4g}", refresh=False)
+                    progress.update(done - progress.n)
+                    last_report = now
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if progress is not None:
+                progress.close()
+
+        if interrupted:
+            warnings.warn(
+                f"meta_fit interrupted after {done} of {self.max_iter} iterations; the "
+                "estimator keeps the initialisation learned so far (meta_interrupted_ is "
+                "True). Call meta_fit again with warm_start=True to continue.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if done == 0 and not (self.warm_start and hasattr(self, "meta_params_")):
+            raise KeyboardInterrupt("meta_fit was interrupted before its first update.")
+        offset = history["wall_time"][-1] if history["wall_time"] else 0.0
+        history["meta_loss"] += losses[:done].cpu().tolist()
+        history["init_grad_norm"] += norms[:done].cpu().tolist()
+        history["wall_time"] += (wall[:done] + offset).tolist()
+
+        # commit the new state in one place, so a failure above leaves self untouched
+        for name in ("adapted_params_", "classes_", "n_features_in_"):
+            self.__dict__.pop(name, None)
+        self.module_ = module.cpu()
+        self.meta_params_ = {k: v.detach().cpu() for k, v in params.items()}
+        self.buffers_ = {k: v.detach().cpu() for k, v in buffers.items()}
+        self.input_shape_ = input_shape
+        self._set_target_info(target_info)
+        self.meta_history_ = {k: np.asarray(v) for k, v in history.items()}
+        self.n_iter_ = n_iter_done + done
+        self.strategy_ = strategy
+        self.meta_interrupted_ = interrupted
+        return self
+
+    def _progress_bar(self):
+        if not self.verbose:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            total=self.max_iter, desc=f"{type(self).__name__}.meta_fit", file=sys.stderr,
+            unit="it", dynamic_ncols=True,
+        )
+
+    def _sample_batch(self, source, rng):
+        batch = source.sample(self.meta_batch_size, random_state=rng)
+        if not isinstance(batch, TaskBatch):
+            raise TypeError(
+                "tasks.sample(n_tasks, random_state) must return a sklmeta.tasks."
+                f"TaskBatch; got {type(batch).__name__}."
+            )
+        for name, array in zip(("X_support", "y_support", "X_query", "y_query"), batch.arrays()):
+            array = np.asarray(array)
+            if array.dtype.kind not in "biuf":
+                raise ValueError(f"tasks produced a non-numeric {name} (dtype {array.dtype}).")
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ValueError(f"tasks produced a {name} that contains NaN or infinity.")
+        return batch
+
+    @staticmethod
+    def _check_batch_like(batch, first):
+        for a, b in zip(batch.arrays(), first.arrays()):
+            if np.shape(a)[1:] != np.shape(b)[1:]:
+                raise ValueError(
+                    "tasks.sample returned batches of changing shapes: "
+                    f"{np.shape(b)[1:]} then {np.shape(a)[1:]}."
+                )
+
+    def _infer_task_shapes(self, batch, source):
+        Xs, ys, Xq, yq = (np.asarray(a) for a in batch.arrays())
+        if Xs.ndim < 3 or Xq.ndim < 3:
+            raise ValueError(
+                "tasks must give X_support and X_query of shape (n_tasks, n_examples, "
+                f"*input_shape); got {Xs.shape} and {Xq.shape}."
+            )
+        if Xs.shape[2:] != Xq.shape[2:]:
+            raise ValueError(
+                f"X_support and X_query of the tasks differ in input shape: {Xs.shape[2:]} "
+                f"and {Xq.shape[2:]}."
+            )
+        if ys.shape[:2] != Xs.shape[:2] or yq.shape[:2] != Xq.shape[:2]:
+            raise ValueError(
+                "tasks must give one target per example: X_support, y_support, X_query, "
+                f"y_query have shapes {Xs.shape}, {ys.shape}, {Xq.shape}, {yq.shape}."
+            )
+        input_shape = self._model_input_shape(Xs.shape[2:])
+        return input_shape, self._task_target_info(ys, yq, source)
+
+    def _model_input_shape(self, shape):
+        # a 2-D input is a single-channel image; the default conv net wants channels
+        if len(shape) == 2 and self.module is None:
+            return (1,) + tuple(shape)
+        return tuple(shape)
+
+    def _init_model(self, input_shape, target_info, rng):
+        seed = int(rng.integers(2**31 - 1))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if self.module is not None:
+                module = copy.deepcopy(self.module)
+            else:
+                module = self._default_module(input_shape, target_info)
+        module = _configure_for_engine(module.cpu())
+        params = {k: v.detach().clone() for k, v in module.named_parameters()}
+        buffers = {k: v.detach().clone() for k, v in module.named_buffers()}
+        if not params:
+            raise ValueError("module has no parameters to meta-learn.")
+        return module, params, buffers
+
+    def _default_module(self, input_shape, n_outputs):
+        if len(input_shape) == 1:
+            return MLP(input_shape[0], n_outputs, tuple(self.hidden_layer_sizes))
+        if len(input_shape) == 3:
+            return Conv4(input_shape[0], n_outputs, image_size=input_shape[1:])
+        raise ValueError(
+            f"No default network for inputs of shape {input_shape}: pass module=."
+        )
+
+    def _check_hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
+        if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive ints, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+
+    def _second_order(self):
+        return False
+
+    def _batch_to_tensors(self, batch, input_shape, device, params):
+        dtype = next(iter(params.values())).dtype
+        Xs, ys, Xq, yq = batch.arrays()
+        X = [_to_input_tensor(x, input_shape, device, dtype, n_lead=2) for x in (Xs, Xq)]
+        y = [self._to_target_tensor(t, device, dtype, batched=True) for t in (ys, yq)]
+        return (X[0], y[0], X[1], y[1])
+
+    # ------------------------------------------------------------------ adaptation
+    def adapt(self, X, y):
+        """Adapt the meta-learned initialisation to a support set.
+
+        Takes ``adapt_steps`` (default ``inner_steps``) gradient steps of size
+        ``inner_lr`` on the support loss, starting from ``meta_params_``. An
+        estimator that was never meta-fitted starts from a random initialisation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, *input_shape)
+            Support inputs. Images may be given as ``(n, H, W)``, ``(n, C, H, W)`` or
+            flattened to ``(n, C*H*W)``.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Support targets (any hashable class labels for classifiers).
+
+        Returns
+        -------
+        self : object
+            The adapted estimator.
+        """
+        self._validate_params()
+        self._check_hidden_layer_sizes()
+        X = self._validate_X(X, reset=not hasattr(self, "meta_params_"))
+        y, target_state = self._validate_adapt_targets(y, X.shape[0])
+        device = resolve_device(self.device)
+        if hasattr(self, "meta_params_"):
+            module, params, buffers = self.module_, self.meta_params_, self.buffers_
+            input_shape = self.input_shape_
+        else:
+            input_shape = self._model_input_shape(X.shape[1:])
+            rng = as_rng(self.random_state)
+            module, params, buffers = self._init_model(
+                input_shape, self._unfitted_target_info(target_state), rng
+            )
+        dtype = next(iter(params.values())).dtype
+        X_t = _to_input_tensor(X, input_shape, device, dtype)
+        y_t = self._encode_targets(y, target_state, device, dtype)
+        steps = self.inner_steps if self.adapt_steps is None else self.adapt_steps
+        params_d = {k: v.to(device) for k, v in params.items()}
+        buffers_d = {k: v.to(device) for k, v in buffers.items()}
+        loss = _engine.make_loss(module, self._loss_fn(target_state))
+        config = _engine.InnerLoop(self.inner_lr, steps, first_order=True)
+        with torch.no_grad():
+            adapted, _ = _engine.inner_loop(loss, params_d, buffers_d, X_t, y_t, config)
+        if not all(torch.isfinite(v).all() for v in adapted.values()):
+            warnings.warn(
+                f"Adaptation diverged (non-finite parameters) with inner_lr={self.inner_lr} "
+                f"and {steps} steps; lower inner_lr or adapt_steps.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+        if not hasattr(self, "meta_params_"):
+            self.module_, self.buffers_, self.input_shape_ = module, buffers, input_shape
+            self._set_target_info(self._unfitted_target_info(target_state))
+        self.adapted_params_ = {k: v.detach().cpu() for k, v in adapted.items()}
+        self.n_features_in_ = int(np.prod(X.shape[1:]))
+        self._set_adapted_targets(target_state)
+        return self
+
+    def fit(self, X, y):
+        """Alias of :meth:`adapt`, the name scikit-learn tools call."""
+        return self.adapt(X, y)
+
+    def _validate_X(self, X, reset):
+        X = check_array(
+            X, allow_nd=True, dtype=[np.float32, np.float64], ensure_all_finite=True,
+            input_name="X",
+        )
+        if not reset:
+            expected = self.input_shape_
+            size = int(np.prod(expected))
+            if X.shape[1:] != tuple(expected) and int(np.prod(X.shape[1:])) != size:
+                raise ValueError(
+                    f"X has examples of shape {X.shape[1:]}, but the estimator was "
+                    f"meta-fitted on inputs of shape {tuple(expected)} ({size} values)."
+                )
+        return X
+
+    def _forward(self, X):
+        if not hasattr(self, "adapted_params_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} has not been adapted yet: call adapt(X, y) "
+                "(or fit) on a support set before predicting."
+            )
+        X = self._validate_X(X, reset=False)
+        device = resolve_device(self.device)
+        dtype = next(iter(self.adapted_params_.values())).dtype
+        X_t = _to_input_tensor(X, self.input_shape_, device, dtype)
+        params = {k: v.to(device) for k, v in self.adapted_params_.items()}
+        buffers = {k: v.to(device) for k, v in self.buffers_.items()}
+        with torch.no_grad():
+            out = torch.func.functional_call(self.module_, (params, buffers), (X_t,))
+        return out.cpu()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        # tensors are CPU by construction; make sure of it for user subclasses too
+        for key, value in state.items():
+            if isinstance(value, dict) and value and all(
+                isinstance(v, torch.Tensor) for v in value.values()
+            ):
+                state[key] = {k: v.detach().cpu() for k, v in value.items()}
+        return state
+
+
+class MetaRegressorMixin:
+    """Targets of regression tasks: real values, mean squared error loss."""
+
+    _estimator_type = "regressor"
+
+    def _loss_fn(self, target_state):
+        return F.mse_loss
+
+    def _task_target_info(self, ys, yq, source):
+        if ys.dtype.kind not in "biuf":
+            raise ValueError("Regression tasks must have numeric targets.")
+        if ys.ndim == 2:
+            return 1
+        if ys.ndim == 3:
+            return int(ys.shape[2])
+        raise ValueError(
+            f"Regression task targets must be (n_tasks, n_examples[, n_outputs]); got {ys.shape}."
+        )
+
+    def _target_info(self):
+        return self.n_outputs_
+
+    def _set_target_info(self, info):
+        self.n_outputs_ = info
+
+    def _to_target_tensor(self, y, device, dtype, batched=False):
+        y = torch.as_tensor(np.asarray(y), dtype=dtype)
+        if y.ndim == (2 if batched else 1):
+            y = y.unsqueeze(-1)
+        return y.to(device)
+
+    def _validate_adapt_targets(self, y, n_samples):
+        y = check_array(y, ensure_2d=False, dtype=[np.float64, np.float32], input_name="y")
+        if y.shape[0] != n_samples:
+            raise ValueError(
+                f"X and y have different numbers of samples: {n_samples} and {y.shape[0]}."
+            )
+        if y.ndim > 2:
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
+        n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        if hasattr(self, "meta_params_") and n_outputs != self.n_outputs_:
+            raise ValueError(
+                f"y has {n_outputs} outputs but the estimator was meta-fitted with "
+                f"{self.n_outputs_}."
+            )
+        return y, {"n_outputs": n_outputs, "y_ndim": y.ndim}
+
+    def _unfitted_target_info(self, target_state):
+        return target_state["n_outputs"]
+
+    def _encode_targets(self, y, target_state, device, dtype):
+        return self._to_target_tensor(y, device, dtype)
+
+    def _set_adapted_targets(self, target_state):
+        self._y_ndim = target_state["y_ndim"]
+
+    def predict(self, X):
+        """Predict with the adapted model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, *input_shape)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        out = self._forward(X).numpy().astype(np.float64)
+        return out[:, 0] if self._y_ndim == 1 else out
+
+
+class MetaClassifierMixin:
+    """Targets of classification tasks: ``n_way`` output units, cross-entropy loss.
+
+    The number of output units is fixed at meta-training. At adaptation, the support
+    labels can be any values; ``classes_`` (sorted) maps them onto the first
+    ``len(classes_)`` units.
+    """
+
+    _estimator_type = "classifier"
+
+    def _loss_fn(self, target_state):
+        if target_state is None:
+            return F.cross_entropy
+        n_classes = len(target_state["classes"])
+
+        def loss(logits, y):
+            return F.cross_entropy(logits[..., :n_classes], y)
+
+        return loss
+
+    def _task_target_info(self, ys, yq, source):
+        if ys.dtype.kind not in "biu" or yq.dtype.kind not in "biu":
+            raise ValueError(
+                "Classification tasks must give integer labels 0..n_way-1 (episodes are "
+                f"relabelled per task); got dtypes {ys.dtype} and {yq.dtype}."
+            )
+        if ys.ndim != 2 or yq.ndim != 2:
+            raise ValueError(
+                f"Classification task labels must be (n_tasks, n_examples); got {ys.shape}."
+            )
+        n_way = getattr(source, "n_way", None)
+        if n_way is None:
+            n_way = int(max(ys.max(), yq.max())) + 1
+        if ys.min() < 0 or max(ys.max(), yq.max()) >= n_way:
+            raise ValueError(
+                f"Task labels must lie in 0..n_way-1 = 0..{n_way - 1}; got labels from "
+                f"{min(ys.min(), yq.min())} to {max(ys.max(), yq.max())}."
+            )
+        return int(n_way)
+
+    def _target_info(self):
+        return self.n_way_
+
+    def _set_target_info(self, info):
+        self.n_way_ = info
+
+    def _to_target_tensor(self, y, device, dtype, batched=False):
+        return torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device)
+
+    def _validate_adapt_targets(self, y, n_samples):
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; it is "
+                "flattened.", UserWarning, stacklevel=3,
+            )
+            y = y.ravel()
+        if y.ndim != 1:
+            raise ValueError(f"y must be a 1-D array of class labels, got shape {y.shape}.")
+        check_classification_targets(y)
+        if y.shape[0] != n_samples:
+            raise ValueError(
+                f"X and y have different numbers of samples: {n_samples} and {y.shape[0]}."
+            )
+        classes, encoded = np.unique(y, return_inverse=True)
+        if hasattr(self, "meta_params_") and len(classes) > self.n_way_:
+            raise ValueError(
+                f"The support set has {len(classes)} classes but the estimator was "
+                f"meta-fitted for n_way={self.n_way_} (its number of output units)."
+            )
+        return encoded, {"classes": classes}
+
+    def _unfitted_target_info(self, target_state):
+        return len(target_state["classes"])
+
+    def _encode_targets(self, y, target_state, device, dtype):
+        return torch.as_tensor(y, dtype=torch.int64, device=device)
+
+    def _set_adapted_targets(self, target_state):
+        self.classes_ = target_state["classes"]
+
+    def _logits(self, X):
+        return self._forward(X)[:, : len(self.classes_)]
+
+    def predict_proba(self, X):
+        """Class probabilities of the adapted model, columns ordered as ``classes_``."""
+        return torch.softmax(self._logits(X).double(), dim=1).numpy()
+
+    def predict(self, X):
+        """Predict class labels (the labels given at ``adapt``)."""
+        return self.classes_[self._logits(X).argmax(dim=1).numpy()]
+
+    def decision_function(self, X):
+        """Logits of the adapted model, columns ordered as ``classes_``."""
+        return self._logits(X).double().numpy()

@@ -1,0 +1,234 @@
+"""MAML (Finn et al., 2017) and first-order MAML estimators."""
+
+from numbers import Real
+
+import torch
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import Interval
+
+from . import _engine
+from .base import BaseMetaEstimator, MetaClassifierMixin, MetaRegressorMixin
+
+__all__ = ["MAMLRegressor", "MAMLClassifier"]
+
+_COMMON_PARAMS_DOC = """
+    module : torch.nn.Module, default=None
+        The network. It is copied, never modified; its parameter values are the
+        starting point of meta-training. None builds the default: an MLP with
+        ``hidden_layer_sizes`` for vector inputs, the 4-layer conv net of the MAML
+        paper (:class:`sklmeta.networks.Conv4`) for image inputs. BatchNorm layers use
+        the current batch's statistics (see :mod:`sklmeta.networks`).
+    hidden_layer_sizes : tuple of int, default=(40, 40)
+        Hidden layers of the default MLP (ignored when ``module`` is given).
+    inner_lr : float, default={inner_lr}
+        Step size of the inner (adaptation) gradient steps, alpha in the papers.
+    inner_steps : int, default={inner_steps}
+        Inner gradient steps per task during meta-training.
+    adapt_steps : int, default=None
+        Gradient steps taken by :meth:`adapt`; None means ``inner_steps``. The MAML
+        paper meta-trains with one step and evaluates after 1, 5 and 10.
+"""
+
+_TAIL_PARAMS_DOC = """
+    meta_batch_size : int, default={meta_batch_size}
+        Tasks per meta-iteration.
+    max_iter : int, default={max_iter}
+        Meta-iterations of :meth:`meta_fit`.
+    strategy : {{"auto", "vmap", "loop"}}, default="auto"
+        How the meta-batch is computed: vectorised over tasks with
+        :func:`torch.func.vmap`, or a per-task loop. "auto" picks vmap for small
+        networks and the loop for conv nets on the CPU, and never a path known to be
+        wrong (see ``docs/engine.md``). Results are identical up to rounding.
+    device : str or torch.device, default="auto"
+        "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N" or "mps".
+        Fitted tensors are kept on the CPU, so a pickle loads anywhere.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, task sampling and adaptation.
+    verbose : int, default=0
+        1 shows a progress bar with the running meta-loss.
+    warm_start : bool, default=False
+        Continue meta-training from ``meta_params_`` instead of a new initialisation.
+
+    Attributes
+    ----------
+    meta_params_ : dict of str to torch.Tensor
+        The meta-learned initialisation (CPU tensors).
+    adapted_params_ : dict of str to torch.Tensor
+        Parameters after the last :meth:`adapt`.
+    module_ : torch.nn.Module
+        The network's structure (its own parameter values are not used).
+    meta_history_ : dict of str to ndarray
+        Per meta-iteration: ``meta_loss`` (mean query loss after adaptation),
+        ``init_grad_norm`` (Frobenius norm of the first inner gradient, averaged over
+        the meta-batch) and ``wall_time`` (seconds since the start of meta-training).
+    n_iter_ : int
+        Meta-iterations run so far.
+    strategy_ : str
+        The strategy used.
+    meta_interrupted_ : bool
+        Whether the last ``meta_fit`` was stopped by KeyboardInterrupt.
+    input_shape_ : tuple of int
+        Shape of one input example as the network sees it.
+    n_features_in_ : int
+        Number of input values per example seen at :meth:`adapt`.
+"""
+
+
+class _MAMLBase(BaseMetaEstimator):
+    _parameter_constraints = {
+        **BaseMetaEstimator._parameter_constraints,
+        "meta_lr": [Interval(Real, 0, None, closed="neither")],
+        "first_order": ["boolean"],
+    }
+
+    def _second_order(self):
+        return not self.first_order
+
+    def _make_meta_update(self, params):
+        optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
+        config = _engine.InnerLoop(self.inner_lr, self.inner_steps, self.first_order)
+
+        def update(loss, params, buffers, batch, strategy):
+            grads, task_losses, norms = _engine.maml_meta_gradient(
+                loss, params, buffers, batch, config, strategy
+            )
+            for name, p in params.items():
+                p.grad = grads[name]
+            optimizer.step()
+            return task_losses, norms
+
+        return update
+
+
+class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
+    __doc__ = (
+        """Model-Agnostic Meta-Learning for regression (Finn et al., 2017).
+
+    Meta-learns an initialisation from which a few gradient steps on a small support
+    set give a good regressor for a new task. Second-order by default;
+    ``first_order=True`` gives first-order MAML.
+
+    Parameters
+    ----------"""
+        + _COMMON_PARAMS_DOC.format(inner_lr=0.01, inner_steps=1)
+        + """    meta_lr : float, default=0.001
+        Adam learning rate of the meta-update (beta in the papers).
+    first_order : bool, default=False
+        Ignore second derivatives in the meta-gradient (FOMAML)."""
+        + _TAIL_PARAMS_DOC.format(meta_batch_size=25, max_iter=1000)
+        + """
+    Examples
+    --------
+    >>> from sklmeta import MAMLRegressor
+    >>> from sklmeta.tasks import SinusoidTasks
+    >>> tasks = SinusoidTasks(k_support=10, k_query=10)
+    >>> maml = MAMLRegressor(max_iter=50, device="cpu", random_state=0).meta_fit(tasks)
+    >>> task = tasks.sample(1, random_state=1)[0]
+    >>> maml.adapt(task.X_support, task.y_support).predict(task.X_query).shape
+    (10,)
+    """
+    )
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(40, 40),
+        inner_lr=0.01,
+        inner_steps=1,
+        adapt_steps=None,
+        meta_lr=0.001,
+        meta_batch_size=25,
+        max_iter=1000,
+        first_order=False,
+        strategy="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.adapt_steps = adapt_steps
+        self.meta_lr = meta_lr
+        self.meta_batch_size = meta_batch_size
+        self.max_iter = max_iter
+        self.first_order = first_order
+        self.strategy = strategy
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+
+class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
+    __doc__ = (
+        """Model-Agnostic Meta-Learning for N-way K-shot classification (Finn et al., 2017).
+
+    The number of output units, ``n_way_``, is fixed at meta-training from the task
+    distribution (its ``n_way`` attribute, or the labels it produces). At
+    :meth:`adapt`, support labels may be any values; ``classes_`` maps them onto the
+    output units and :meth:`predict` returns them.
+
+    Parameters
+    ----------"""
+        + _COMMON_PARAMS_DOC.format(inner_lr=0.4, inner_steps=1)
+        + """    meta_lr : float, default=0.001
+        Adam learning rate of the meta-update.
+    first_order : bool, default=False
+        Ignore second derivatives in the meta-gradient (FOMAML)."""
+        + _TAIL_PARAMS_DOC.format(meta_batch_size=32, max_iter=1000)
+        + """    n_way_ : int
+        Number of output units (classes per task at meta-training).
+    classes_ : ndarray
+        Labels of the support set of the last :meth:`adapt`, in output-unit order.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklmeta import MAMLClassifier
+    >>> from sklmeta.tasks import EpisodicTasks
+    >>> X, y = load_digits(return_X_y=True)
+    >>> tasks = EpisodicTasks(X[y < 7] / 16, y[y < 7], n_way=3, k_shot=5, k_query=5)
+    >>> clf = MAMLClassifier(hidden_layer_sizes=(64,), max_iter=20, device="cpu",
+    ...                      random_state=0).meta_fit(tasks)
+    >>> new = (y >= 7)  # digits 7, 8, 9 were never seen in meta-training
+    >>> clf.adapt(X[new][:30] / 16, y[new][:30]).classes_
+    array([7, 8, 9])
+    """
+    )
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(40, 40),
+        inner_lr=0.4,
+        inner_steps=1,
+        adapt_steps=None,
+        meta_lr=0.001,
+        meta_batch_size=32,
+        max_iter=1000,
+        first_order=False,
+        strategy="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.adapt_steps = adapt_steps
+        self.meta_lr = meta_lr
+        self.meta_batch_size = meta_batch_size
+        self.max_iter = max_iter
+        self.first_order = first_order
+        self.strategy = strategy
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start

@@ -1,0 +1,158 @@
+"""The joint-pretraining baseline of Finn et al. (2017): no inner loop at meta-training."""
+
+from numbers import Real
+
+import torch
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import Interval
+from torch.func import grad, vmap
+
+from . import _engine
+from .base import BaseMetaEstimator, MetaClassifierMixin, MetaRegressorMixin
+from .maml import _COMMON_PARAMS_DOC, _TAIL_PARAMS_DOC
+
+__all__ = ["PretrainedRegressor", "PretrainedClassifier"]
+
+
+class _PretrainBase(BaseMetaEstimator):
+    _parameter_constraints = {
+        **BaseMetaEstimator._parameter_constraints,
+        "meta_lr": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def _make_meta_update(self, params):
+        optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
+
+        def update(loss, params, buffers, batch, strategy):
+            grads, task_losses = _engine.pooled_gradient(loss, params, buffers, batch, strategy)
+            # for meta_history_ only: how far each task's support loss is from a minimum
+            with torch.no_grad():
+                support_grads = vmap(grad(loss), in_dims=(None, None, 0, 0))(
+                    params, buffers, batch[0], batch[1]
+                )
+                norms = torch.sqrt(sum((g**2).flatten(1).sum(1) for g in support_grads.values()))
+            for name, p in params.items():
+                p.grad = grads[name]
+            optimizer.step()
+            return task_losses, norms
+
+        return update
+
+
+_PRETRAIN_NOTES = """
+    ``meta_fit`` trains one network with Adam on the pooled support and query data of
+    each meta-batch, with no inner loop: the baseline MAML is compared against in
+    Finn et al. (2017). :meth:`adapt` then fine-tunes it with ``adapt_steps`` plain
+    gradient steps of size ``inner_lr``, exactly as the meta-learners adapt.
+"""
+
+
+class PretrainedRegressor(MetaRegressorMixin, RegressorMixin, _PretrainBase):
+    __doc__ = (
+        """Joint pre-training on all tasks, then fine-tuning: the baseline for regression.
+"""
+        + _PRETRAIN_NOTES
+        + """
+    Parameters
+    ----------"""
+        + _COMMON_PARAMS_DOC.format(inner_lr=0.01, inner_steps=1)
+        + """    meta_lr : float, default=0.001
+        Adam learning rate of pre-training."""
+        + _TAIL_PARAMS_DOC.format(meta_batch_size=25, max_iter=1000)
+        + """
+    Examples
+    --------
+    >>> from sklmeta import PretrainedRegressor
+    >>> from sklmeta.tasks import SinusoidTasks
+    >>> tasks = SinusoidTasks(k_support=10, k_query=10)
+    >>> base = PretrainedRegressor(max_iter=50, device="cpu", random_state=0).meta_fit(tasks)
+    >>> task = tasks.sample(1, random_state=1)[0]
+    >>> base.adapt(task.X_support, task.y_support).predict(task.X_query).shape
+    (10,)
+    """
+    )
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(40, 40),
+        inner_lr=0.01,
+        inner_steps=1,
+        adapt_steps=None,
+        meta_lr=0.001,
+        meta_batch_size=25,
+        max_iter=1000,
+        strategy="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.adapt_steps = adapt_steps
+        self.meta_lr = meta_lr
+        self.meta_batch_size = meta_batch_size
+        self.max_iter = max_iter
+        self.strategy = strategy
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+
+class PretrainedClassifier(MetaClassifierMixin, ClassifierMixin, _PretrainBase):
+    __doc__ = (
+        """Joint pre-training on all tasks, then fine-tuning: the baseline for classification.
+"""
+        + _PRETRAIN_NOTES
+        + """
+    Episode labels are arbitrary per task, so the pooled model learns features and a
+    head that fine-tuning re-purposes; it is the baseline, not a competitor.
+
+    Parameters
+    ----------"""
+        + _COMMON_PARAMS_DOC.format(inner_lr=0.4, inner_steps=1)
+        + """    meta_lr : float, default=0.001
+        Adam learning rate of pre-training."""
+        + _TAIL_PARAMS_DOC.format(meta_batch_size=32, max_iter=1000)
+        + """    n_way_ : int
+        Number of output units.
+    classes_ : ndarray
+        Labels of the support set of the last :meth:`adapt`.
+    """
+    )
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(40, 40),
+        inner_lr=0.4,
+        inner_steps=1,
+        adapt_steps=None,
+        meta_lr=0.001,
+        meta_batch_size=32,
+        max_iter=1000,
+        strategy="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.adapt_steps = adapt_steps
+        self.meta_lr = meta_lr
+        self.meta_batch_size = meta_batch_size
+        self.max_iter = max_iter
+        self.strategy = strategy
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start

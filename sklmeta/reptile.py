@@ -1,0 +1,160 @@
+"""Reptile (Nichol, Achiam and Schulman, 2018) estimators."""
+
+from numbers import Real
+
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import Interval
+
+from . import _engine
+from .base import BaseMetaEstimator, MetaClassifierMixin, MetaRegressorMixin
+from .maml import _COMMON_PARAMS_DOC, _TAIL_PARAMS_DOC
+
+__all__ = ["ReptileRegressor", "ReptileClassifier"]
+
+
+class _ReptileBase(BaseMetaEstimator):
+    _parameter_constraints = {
+        **BaseMetaEstimator._parameter_constraints,
+        "meta_step_size": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def _make_meta_update(self, params):
+        config = _engine.InnerLoop(self.inner_lr, self.inner_steps, first_order=True)
+
+        def update(loss, params, buffers, batch, strategy):
+            direction, task_losses, norms = _engine.reptile_direction(
+                loss, params, buffers, batch, config, strategy
+            )
+            for name, p in params.items():
+                p.add_(direction[name], alpha=self.meta_step_size)
+            return task_losses, norms
+
+        return update
+
+
+_REPTILE_NOTES = """
+    Each meta-iteration adapts every task of the meta-batch with ``inner_steps`` plain
+    SGD steps on its support set and moves the initialisation a fraction
+    ``meta_step_size`` (epsilon in the paper) of the way towards the mean of the
+    adapted weights. The query sets are used only to report ``meta_loss``.
+"""
+
+
+class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
+    __doc__ = (
+        """Reptile for regression (Nichol et al., 2018).
+"""
+        + _REPTILE_NOTES
+        + """
+    Parameters
+    ----------"""
+        + _COMMON_PARAMS_DOC.format(inner_lr=0.02, inner_steps=5)
+        + """    meta_step_size : float, default=0.1
+        Interpolation step of the meta-update, epsilon in the paper."""
+        + _TAIL_PARAMS_DOC.format(meta_batch_size=5, max_iter=1000)
+        + """
+    Examples
+    --------
+    >>> from sklmeta import ReptileRegressor
+    >>> from sklmeta.tasks import SinusoidTasks
+    >>> tasks = SinusoidTasks(k_support=10, k_query=10)
+    >>> reptile = ReptileRegressor(max_iter=50, device="cpu", random_state=0).meta_fit(tasks)
+    >>> task = tasks.sample(1, random_state=1)[0]
+    >>> reptile.adapt(task.X_support, task.y_support).predict(task.X_query).shape
+    (10,)
+    """
+    )
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(40, 40),
+        inner_lr=0.02,
+        inner_steps=5,
+        adapt_steps=None,
+        meta_step_size=0.1,
+        meta_batch_size=5,
+        max_iter=1000,
+        strategy="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.adapt_steps = adapt_steps
+        self.meta_step_size = meta_step_size
+        self.meta_batch_size = meta_batch_size
+        self.max_iter = max_iter
+        self.strategy = strategy
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+
+class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
+    __doc__ = (
+        """Reptile for N-way K-shot classification (Nichol et al., 2018).
+"""
+        + _REPTILE_NOTES
+        + """
+    Parameters
+    ----------"""
+        + _COMMON_PARAMS_DOC.format(inner_lr=0.1, inner_steps=5)
+        + """    meta_step_size : float, default=0.5
+        Interpolation step of the meta-update, epsilon in the paper."""
+        + _TAIL_PARAMS_DOC.format(meta_batch_size=5, max_iter=1000)
+        + """    n_way_ : int
+        Number of output units (classes per task at meta-training).
+    classes_ : ndarray
+        Labels of the support set of the last :meth:`adapt`, in output-unit order.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklmeta import ReptileClassifier
+    >>> from sklmeta.tasks import EpisodicTasks
+    >>> X, y = load_digits(return_X_y=True)
+    >>> tasks = EpisodicTasks(X[y < 7] / 16, y[y < 7], n_way=3, k_shot=5, k_query=5)
+    >>> clf = ReptileClassifier(hidden_layer_sizes=(64,), max_iter=20, device="cpu",
+    ...                         random_state=0).meta_fit(tasks)
+    >>> clf.n_way_
+    3
+    """
+    )
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(40, 40),
+        inner_lr=0.1,
+        inner_steps=5,
+        adapt_steps=None,
+        meta_step_size=0.5,
+        meta_batch_size=5,
+        max_iter=1000,
+        strategy="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.adapt_steps = adapt_steps
+        self.meta_step_size = meta_step_size
+        self.meta_batch_size = meta_batch_size
+        self.max_iter = max_iter
+        self.strategy = strategy
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
