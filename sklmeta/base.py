@@ -37,7 +37,9 @@ def _as_task_source(tasks):
     """A task distribution (has ``sample``), or a finite sequence of tasks wrapped as one."""
     if hasattr(tasks, "sample") and callable(tasks.sample):
         return tasks
-    if isinstance(tasks, (list, tuple)) and tasks and all(isinstance(t, Task) for t in tasks):
+    if isinstance(tasks, TaskBatch) or (
+        isinstance(tasks, (list, tuple)) and tasks and all(isinstance(t, Task) for t in tasks)
+    ):
         return TaskSequence(tasks)
     raise TypeError(
         "tasks must be a task distribution (an object with a "
