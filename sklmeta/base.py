@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import check_array, column_or_1d
 
 from . import _engine
 from ._device import resolve_device
@@ -49,9 +49,29 @@ def _as_task_source(tasks):
     )
 
 
+def _is_task_collection(X):
+    return (
+        isinstance(X, TaskBatch)
+        or (hasattr(X, "sample") and callable(X.sample) and not isinstance(X, np.ndarray))
+        or (isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(t, Task) for t in X))
+    )
+
+
+def _as_finite_tasks(X):
+    if isinstance(X, TaskBatch) or isinstance(X, (list, tuple)):
+        return X
+    raise TypeError(
+        "score needs a finite collection of tasks (a TaskBatch or a list of Task); "
+        f"got {type(X).__name__}. Use tasks.sample(n, random_state) to draw one."
+    )
+
+
 def _to_input_tensor(X, input_shape, device, dtype, n_lead=1):
     """Array of examples -> tensor ``[*lead, *input_shape]`` (flattened images are reshaped)."""
-    X = torch.as_tensor(np.asarray(X))
+    X = np.asarray(X)
+    if not X.flags.writeable:  # torch warns on read-only arrays (e.g. from joblib memmaps)
+        X = X.copy()
+    X = torch.as_tensor(X)
     return X.reshape(*X.shape[:n_lead], *input_shape).to(device=device, dtype=dtype)
 
 
@@ -372,9 +392,78 @@ class BaseMetaEstimator(BaseEstimator):
         self._set_adapted_targets(target_state)
         return self
 
-    def fit(self, X, y):
-        """Alias of :meth:`adapt`, the name scikit-learn tools call."""
+    def fit(self, X, y=None):
+        """Adapt to a support set ``(X, y)``, or meta-fit on a collection of tasks.
+
+        This is the name scikit-learn tools call, and it serves both tuning workflows:
+
+        - ``fit(X, y)`` with arrays is :meth:`adapt`: ``GridSearchCV`` over
+          ``inner_lr`` / ``adapt_steps`` on one support set, starting every candidate
+          from the meta-learned initialisation (see :meth:`__sklearn_clone__`).
+        - ``fit(tasks)`` with a task collection (a ``TaskBatch``, a list of ``Task`` or
+          a distribution) is :meth:`meta_fit`: ``GridSearchCV(est, grid, cv=3)
+          .fit(task_batch)`` splits *tasks* into folds, meta-trains each candidate on
+          the training tasks and scores it with :meth:`score` on the held-out ones.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, *input_shape), or task collection
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), or None
+            Must be None when ``X`` is a task collection.
+
+        Returns
+        -------
+        self : object
+        """
+        if _is_task_collection(X):
+            if y is not None:
+                raise ValueError(
+                    "y must be None when X is a collection of tasks: each task carries "
+                    "its own targets."
+                )
+            return self.meta_fit(X)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None: "
+                "fit(X, y) adapts to the support set (X, y). Pass a TaskBatch or a list "
+                "of Task to meta-fit instead."
+            )
         return self.adapt(X, y)
+
+    # ------------------------------------------------------------------ scikit-learn protocol
+    _META_STATE = (
+        "module_", "meta_params_", "buffers_", "input_shape_", "meta_history_", "n_iter_",
+        "strategy_", "meta_interrupted_",
+    )
+
+    def __sklearn_clone__(self):
+        """Clone the parameters and keep the meta-learned initialisation.
+
+        ``sklearn.base.clone`` normally returns an unfitted copy. For a meta-fitted
+        estimator the meta-learned initialisation plays the part of pre-trained
+        weights: the clone keeps it (``meta_params_`` and what describes it) but not
+        the adaptation (``adapted_params_``, ``classes_``), so every candidate of a
+        ``GridSearchCV`` over ``inner_lr`` or ``adapt_steps`` starts from it. An
+        estimator that was never meta-fitted clones as usual. Parameters that shape
+        meta-training (``module``, ``hidden_layer_sizes``, ``meta_lr``, ...) take
+        effect at the clone's next ``meta_fit``.
+        """
+        new = super().__sklearn_clone__()
+        if hasattr(self, "meta_params_"):
+            for name in self._META_STATE + (self._TARGET_INFO,):
+                value = getattr(self, name)
+                setattr(new, name, dict(value) if isinstance(value, dict) else value)
+        return new
+
+    def __sklearn_is_fitted__(self):
+        # fitted, for scikit-learn, means ready to predict: adapted
+        return hasattr(self, "adapted_params_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
 
     def _validate_X(self, X, reset):
         X = check_array(
@@ -386,8 +475,9 @@ class BaseMetaEstimator(BaseEstimator):
             size = int(np.prod(expected))
             if X.shape[1:] != tuple(expected) and int(np.prod(X.shape[1:])) != size:
                 raise ValueError(
-                    f"X has examples of shape {X.shape[1:]}, but the estimator was "
-                    f"meta-fitted on inputs of shape {tuple(expected)} ({size} values)."
+                    f"X has {int(np.prod(X.shape[1:]))} features, but "
+                    f"{type(self).__name__} is expecting {size} features as input "
+                    f"(examples of shape {tuple(expected)}; got {X.shape[1:]})."
                 )
         return X
 
@@ -418,10 +508,57 @@ class BaseMetaEstimator(BaseEstimator):
         return state
 
 
-class MetaRegressorMixin:
+class _TaskScoreMixin:
+    """``score`` that also accepts a collection of tasks.
+
+    Placed before scikit-learn's ``RegressorMixin``/``ClassifierMixin`` in the method
+    resolution order, and defers to them for arrays.
+    """
+
+    def score(self, X, y=None, sample_weight=None):
+        """Score the adapted model on ``(X, y)``, or the few-shot score over tasks.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, *input_shape), or task collection
+            With a ``TaskBatch`` or list of ``Task``: for each task, adapt a copy of
+            the estimator on its support set and score it on its query set; return the
+            mean. The estimator itself is left as it was.
+        y : array-like or None
+            Targets of ``X``; None for a task collection.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Only for arrays.
+
+        Returns
+        -------
+        score : float
+            R^2 for regressors, accuracy for classifiers (the mean over tasks for a
+            task collection).
+        """
+        if _is_task_collection(X):
+            if y is not None or sample_weight is not None:
+                raise ValueError("y and sample_weight must be None when X is a collection of tasks.")
+            tasks = _as_finite_tasks(X)
+            worker = copy.copy(self)  # adapts without touching self's adapted state
+            return float(np.mean([
+                worker.adapt(t.X_support, t.y_support).score(t.X_query, t.y_query)
+                for t in tasks
+            ]))
+        if y is None:
+            raise ValueError("y is required when X is an array.")
+        return super().score(X, y, sample_weight=sample_weight)
+
+
+class MetaRegressorMixin(_TaskScoreMixin):
     """Targets of regression tasks: real values, mean squared error loss."""
 
-    _estimator_type = "regressor"
+    _TARGET_INFO = "n_outputs_"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.regressor_tags.poor_score = True
+        return tags
 
     def _loss_fn(self, target_state):
         return F.mse_loss
@@ -489,7 +626,7 @@ class MetaRegressorMixin:
         return out[:, 0] if self._y_ndim == 1 else out
 
 
-class MetaClassifierMixin:
+class MetaClassifierMixin(_TaskScoreMixin):
     """Targets of classification tasks: ``n_way`` output units, cross-entropy loss.
 
     The number of output units is fixed at meta-training. At adaptation, the support
@@ -497,7 +634,12 @@ class MetaClassifierMixin:
     ``len(classes_)`` units.
     """
 
-    _estimator_type = "classifier"
+    _TARGET_INFO = "n_way_"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.poor_score = True
+        return tags
 
     def _loss_fn(self, target_state):
         if target_state is None:
@@ -541,11 +683,7 @@ class MetaClassifierMixin:
     def _validate_adapt_targets(self, y, n_samples):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected; it is "
-                "flattened.", UserWarning, stacklevel=3,
-            )
-            y = y.ravel()
+            y = column_or_1d(y, warn=True)
         if y.ndim != 1:
             raise ValueError(f"y must be a 1-D array of class labels, got shape {y.shape}.")
         check_classification_targets(y)
@@ -579,8 +717,14 @@ class MetaClassifierMixin:
 
     def predict(self, X):
         """Predict class labels (the labels given at ``adapt``)."""
-        return self.classes_[self._logits(X).argmax(dim=1).numpy()]
+        index = self._logits(X).argmax(dim=1).numpy()
+        return self.classes_[index]
 
     def decision_function(self, X):
-        """Logits of the adapted model, columns ordered as ``classes_``."""
-        return self._logits(X).double().numpy()
+        """Logits of the adapted model, columns ordered as ``classes_``.
+
+        With two classes, scikit-learn's convention: one score per sample, positive
+        for ``classes_[1]``.
+        """
+        logits = self._logits(X).double().numpy()
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits

@@ -345,7 +345,7 @@ def test_bad_data_is_a_clear_error_and_changes_nothing(sinusoid):
         est.adapt(task.X_support, np.full(10, np.inf))
     with pytest.raises(ValueError, match="different numbers of samples"):
         est.adapt(task.X_support, task.y_support[:-1])
-    with pytest.raises(ValueError, match="meta-fitted on inputs of shape"):
+    with pytest.raises(ValueError, match="expecting 1 features"):
         est.adapt(np.zeros((10, 3)), task.y_support)
     with pytest.raises(ValueError, match="outputs"):
         est.adapt(task.X_support, np.zeros((10, 2)))
