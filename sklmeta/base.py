@@ -96,7 +96,8 @@ class BaseMetaEstimator(BaseEstimator):
     """Base class of the meta-learning estimators; not for direct use.
 
     Subclasses define ``__init__`` (explicit keyword arguments, as scikit-learn
-    requires), ``_meta_update`` (one meta-iteration on a task batch) and mix in
+    requires), ``_make_meta_update`` (returns the function that performs one
+    meta-iteration on a task batch) and mix in
     :class:`MetaRegressorMixin` or :class:`MetaClassifierMixin` for targets.
     """
 

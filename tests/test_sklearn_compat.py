@@ -11,6 +11,7 @@ import pytest
 import torch
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import (
     GridSearchCV,
     KFold,
@@ -275,25 +276,26 @@ def test_pipeline_with_a_scaler_fitted_on_the_support_set():
     assert np.all(np.isfinite(scores)) and scores.mean() > 0.5
 
 
-def test_pipeline_with_a_meta_fitted_step_keeps_it_through_clone(meta_fitted, sinusoid):
-    # a scaler fitted on pooled meta-training inputs, then a meta-fitted regressor
+def test_meta_fitted_pipeline_with_a_frozen_scaler(sinusoid):
+    """The documented way: scale with statistics of the meta-training inputs, frozen."""
     pooled = sinusoid.sample(100, random_state=0).X_support.reshape(-1, 1)
     scaler = StandardScaler().fit(pooled)
-    train = sinusoid.sample(1, random_state=1)
     scaled_tasks = [
         type(t)(scaler.transform(t.X_support), t.y_support, scaler.transform(t.X_query), t.y_query)
         for t in sinusoid.sample(200, random_state=2)
     ]
     reg = MAMLRegressor(max_iter=100, meta_batch_size=10, device="cpu", random_state=0)
-    reg.meta_fit(scaled_tasks)
-    pipe = make_pipeline(scaler, reg)
-    cloned = clone(pipe)
-    assert hasattr(cloned[-1], "meta_params_")
-    task = train[0]
-    # refitting the scaler on a 10-point support set would change the input scale the
-    # initialisation was learned for; here it is refit, and the pipeline still works
-    cloned.fit(task.X_support, task.y_support)
-    assert cloned.predict(task.X_query).shape == (10,)
+    pipe = make_pipeline(FrozenEstimator(scaler), reg.meta_fit(scaled_tasks))
+    search = GridSearchCV(pipe, {"mamlregressor__inner_lr": [0.003, 0.03]}, cv=2)
+    task = sinusoid.sample(1, random_state=1)[0]
+    search.fit(task.X_support, task.y_support)
+    best = search.best_estimator_
+    assert hasattr(best[-1], "meta_params_")  # the meta-learned init survived cloning
+    np.testing.assert_array_equal(best[0].mean_, scaler.mean_)  # the scaler was not refit
+    by_hand = clone(reg).set_params(**{"inner_lr": search.best_params_["mamlregressor__inner_lr"]})
+    by_hand.adapt(scaler.transform(task.X_support), task.y_support)
+    np.testing.assert_allclose(best.predict(task.X_query),
+                               by_hand.predict(scaler.transform(task.X_query)))
 
 
 # --------------------------------------------------------------------------- persistence
