@@ -1,7 +1,7 @@
 """Tune meta-training (inner_lr) by scoring on held-out *tasks* with GridSearchCV.
 
-``fit`` on a collection of tasks meta-trains; ``score`` on one is the mean query R^2
-after adapting on each task's support set. scikit-learn's splitters then split tasks,
+``fit`` on a collection of tasks meta-trains; ``score`` on one adapts on each task's
+support set and returns the R^2 of all query predictions pooled. scikit-learn's splitters then split tasks,
 not rows: each candidate is meta-trained on two thirds of the tasks and scored on the
 held-out third. ``n_jobs=2`` runs candidates in parallel (joblib's workers each get
 one torch thread on a 2-core machine, so they do not oversubscribe).
@@ -32,14 +32,14 @@ def main():
     scores = search.cv_results_["mean_test_score"]
     for params, mean, std in zip(search.cv_results_["params"], scores,
                                  search.cv_results_["std_test_score"]):
-        print(f"  inner_lr={params['inner_lr']:<7} mean query R^2 over held-out tasks "
+        print(f"  inner_lr={params['inner_lr']:<7} pooled query R^2 on held-out tasks "
               f"{mean:.3f} +/- {std:.3f}")
     worst = int(np.argmin(scores))
     print(f"best inner_lr={search.best_params_['inner_lr']}: {search.best_score_:.3f}; "
           f"worst inner_lr={search.cv_results_['params'][worst]['inner_lr']}: {scores[worst]:.3f}")
 
     fresh = tasks.sample(200, random_state=1)
-    print(f"best estimator (refit on all 300 tasks), mean query R^2 on 200 new tasks: "
+    print(f"best estimator (refit on all 300 tasks), pooled query R^2 on 200 new tasks: "
           f"{search.best_estimator_.score(fresh):.3f}")
 
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
@@ -522,9 +523,12 @@ class _TaskScoreMixin:
         Parameters
         ----------
         X : array-like of shape (n_samples, *input_shape), or task collection
-            With a ``TaskBatch`` or list of ``Task``: for each task, adapt a copy of
-            the estimator on its support set and score it on its query set; return the
-            mean. The estimator itself is left as it was.
+            With a ``TaskBatch`` or list of ``Task``: adapt a copy of the estimator on
+            each task's support set, predict its query set, and score all query
+            predictions together (R^2 of the pooled query points for regressors, so
+            that tasks with small target variance do not dominate as they would in a
+            mean of per-task R^2; accuracy over all query points for classifiers).
+            The estimator itself is left as it was.
         y : array-like or None
             Targets of ``X``; None for a task collection.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -533,18 +537,19 @@ class _TaskScoreMixin:
         Returns
         -------
         score : float
-            R^2 for regressors, accuracy for classifiers (the mean over tasks for a
-            task collection).
+            R^2 for regressors, accuracy for classifiers.
         """
         if _is_task_collection(X):
             if y is not None or sample_weight is not None:
                 raise ValueError("y and sample_weight must be None when X is a collection of tasks.")
             tasks = _as_finite_tasks(X)
             worker = copy.copy(self)  # adapts without touching self's adapted state
-            return float(np.mean([
-                worker.adapt(t.X_support, t.y_support).score(t.X_query, t.y_query)
-                for t in tasks
-            ]))
+            y_true, y_pred = [], []
+            for task in tasks:
+                worker.adapt(task.X_support, task.y_support)
+                y_true.append(np.asarray(task.y_query))
+                y_pred.append(worker.predict(task.X_query))
+            return float(self._pooled_score(np.concatenate(y_true), np.concatenate(y_pred)))
         if y is None:
             raise ValueError("y is required when X is an array.")
         return super().score(X, y, sample_weight=sample_weight)
@@ -552,6 +557,10 @@ class _TaskScoreMixin:
 
 class MetaRegressorMixin(_TaskScoreMixin):
     """Targets of regression tasks: real values, mean squared error loss."""
+
+    @staticmethod
+    def _pooled_score(y_true, y_pred):
+        return r2_score(y_true, y_pred)
 
     _TARGET_INFO = "n_outputs_"
 
@@ -636,6 +645,10 @@ class MetaClassifierMixin(_TaskScoreMixin):
     """
 
     _TARGET_INFO = "n_way_"
+
+    @staticmethod
+    def _pooled_score(y_true, y_pred):
+        return accuracy_score(y_true, y_pred)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
