@@ -168,19 +168,53 @@ def maml_meta_gradient(loss, params, buffers, batch, config, strategy="vmap"):
         grads, (task_losses, norms) = grad(batch_objective, has_aux=True)(params)
         return grads, task_losses, norms
     if strategy == "loop":
-        n_tasks = batch[0].shape[0]
-        task_grad = grad(objective, has_aux=True)
+        return _loop_meta_gradient(loss, params, buffers, batch, config)
+    raise ValueError(f"strategy must be 'vmap' or 'loop', got {strategy!r}.")
+
+
+def _inner_loop_autograd(loss, params, buffers, X, y, config):
+    """:func:`inner_loop` with ``torch.autograd`` instead of ``torch.func.grad``.
+
+    The per-task loop uses it: outside ``vmap`` the plain autograd graph has less
+    overhead per task than nested functorch transforms (measured ~2.4x on the sinusoid
+    MLP), and it is how the textbook loop computes the same numbers.
+    """
+    names = tuple(params) if config.adapt_names is None else config.adapt_names
+    fast = dict(params)
+    first_grad_norm = None
+    for _ in range(config.steps):
+        grads = torch.autograd.grad(
+            loss(fast, buffers, X, y), [fast[k] for k in names],
+            create_graph=not config.first_order,
+        )
+        if first_grad_norm is None:
+            first_grad_norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads))
+        for k, g in zip(names, grads):
+            fast[k] = fast[k] - _lr_for(config.lr, k) * g
+    if first_grad_norm is None:
+        first_grad_norm = torch.zeros((), device=next(iter(params.values())).device)
+    return fast, first_grad_norm
+
+
+def _loop_meta_gradient(loss, params, buffers, batch, config):
+    """Per-task loop: accumulate each task's meta-gradient, one task's graph at a time."""
+    n_tasks = batch[0].shape[0]
+    with torch.enable_grad():
+        p = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         total = {k: torch.zeros_like(v) for k, v in params.items()}
         task_losses, norms = [], []
         for t in range(n_tasks):
-            g, (task_loss, norm) = task_grad(params, buffers, *(b[t] for b in batch))
-            for k in total:
-                total[k].add_(g[k])
-            task_losses.append(task_loss)
+            Xs, ys, Xq, yq = (b[t] for b in batch)
+            adapted, norm = _inner_loop_autograd(loss, p, buffers, Xs, ys, config)
+            query_loss = loss(adapted, buffers, Xq, yq)
+            grads = torch.autograd.grad(query_loss, list(p.values()), allow_unused=True)
+            for k, g in zip(p, grads):
+                if g is not None:
+                    total[k].add_(g)
+            task_losses.append(query_loss.detach())
             norms.append(norm)
-        grads = {k: v / n_tasks for k, v in total.items()}
-        return grads, torch.stack(task_losses), torch.stack(norms)
-    raise ValueError(f"strategy must be 'vmap' or 'loop', got {strategy!r}.")
+    grads = {k: v / n_tasks for k, v in total.items()}
+    return grads, torch.stack(task_losses), torch.stack(norms)
 
 
 def reptile_direction(loss, params, buffers, batch, config, strategy="vmap"):
