@@ -9,14 +9,20 @@ episodes; the table gives the mean accuracy with a 95% interval, beside the pape
 
 Accuracy is reported two ways. "trans." is transductive: the query images are
 classified as one batch, so BatchNorm normalises them with their own statistics,
-as in the reference MAML code (the MAML paper's numbers are transductive). "non-t."
-classifies each query image in a batch made of the support set and that one image,
-the non-transductive protocol of the Reptile paper.
+as in the reference MAML code (the MAML paper's numbers are transductive).
+"non-trans." classifies each query image in a batch made of the support set and that
+one image, the non-transductive protocol of the Reptile paper; it is computed for
+Reptile (on the first 100 episodes by default, it is slow) and, with
+--non-transductive, for MAML. "untrained Conv4" is the network with no
+meta-training, adapted like Reptile (10 SGD steps): what meta-learning must beat.
 
-    python examples/omniglot_few_shot.py                    # ~10-15 min on 2 CPU cores
+    python examples/omniglot_few_shot.py                    # ~15 min on an idle 2-core CPU
     python examples/omniglot_few_shot.py --max-iter 1000 --meta-batch 8
-    python examples/omniglot_few_shot.py --algorithms maml --timing
+    python examples/omniglot_few_shot.py --algorithms maml --ways 5 --timing
     python examples/omniglot_few_shot.py --fetch            # full Omniglot (downloads ~15 MB)
+
+The papers meta-train one model per setting; here one 5-way 1-shot model serves the
+5-way 1-shot and 5-shot tests, and a 20-way 1-shot model the 20-way test.
 
 On a busy machine, ``--threads 1`` can be several times faster than torch's default:
 two OpenMP threads that spin-wait for each other on cores shared with other
@@ -110,12 +116,14 @@ def mean_ci(values):
     return values.mean(), 1.96 * values.std(ddof=1) / np.sqrt(len(values))
 
 
-def evaluate(est, episodes, non_transductive):
+def evaluate(est, episodes, non_transductive, n_non_transductive=None):
+    """Transductive accuracy on every episode; non-transductive on the first
+    ``n_non_transductive`` (it classifies each query image in a batch of its own)."""
     trans, non_trans = [], []
-    for task in episodes:
+    for i, task in enumerate(episodes):
         est.adapt(task.X_support, task.y_support)
         trans.append(est.score(task.X_query, task.y_query))
-        if non_transductive:
+        if non_transductive and (n_non_transductive is None or i < n_non_transductive):
             pred = predict_non_transductive(est, task.X_support, task.X_query)
             non_trans.append(np.mean(pred == task.y_query))
     return mean_ci(trans), (mean_ci(non_trans) if non_transductive else None)
@@ -150,7 +158,7 @@ def main():
                         help="use fetch_omniglot() (the full release, downloaded once)")
     parser.add_argument("--test-alphabets", type=int, default=3,
                         help="alphabets held out for testing (default: %(default)s)")
-    parser.add_argument("--algorithms", nargs="+", default=["maml", "fomaml", "reptile"],
+    parser.add_argument("--algorithms", nargs="*", default=["maml", "fomaml", "reptile"],
                         choices=["maml", "fomaml", "reptile"])
     parser.add_argument("--max-iter", type=int, default=300,
                         help="meta-iterations of the 5-way models (default: %(default)s)")
@@ -163,6 +171,12 @@ def main():
     parser.add_argument("--n-test", type=int, default=600, help="test episodes per setting")
     parser.add_argument("--non-transductive", action="store_true",
                         help="also score MAML non-transductively (always done for Reptile)")
+    parser.add_argument("--non-transductive-episodes", type=int, default=100,
+                        help="score non-transductively only the first N test episodes "
+                             "(it is slow: one batch per query image; default: %(default)s)")
+    parser.add_argument("--ways", type=int, nargs="+", default=[5, 20], choices=[5, 20],
+                        help="which models to meta-train: 5-way (5-way 1- and 5-shot "
+                             "tests), 20-way (20-way 1-shot test)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the untrained Conv4 adapted like Reptile (no meta-learning)")
     parser.add_argument("--timing", action="store_true",
@@ -208,7 +222,7 @@ def main():
     for algorithm in runs:
         # Reptile's numbers in its paper are non-transductive: compute both for it
         non_transductive = args.non_transductive or algorithm == "reptile"
-        for n_way in (5, 20):
+        for n_way in args.ways:
             est = make_estimator(algorithm, n_way, args)
             start = time.perf_counter()
             est.meta_fit(training_tasks(train, algorithm, n_way))
@@ -226,9 +240,12 @@ def main():
             for name, way, _, k_query in SETTINGS:
                 if way == n_way:
                     start = time.perf_counter()
-                    results[algorithm, name] = evaluate(est, episodes[name], non_transductive)
+                    results[algorithm, name] = evaluate(est, episodes[name], non_transductive,
+                                                        args.non_transductive_episodes)
                     (m, c), nt = results[algorithm, name]
-                    nt = "" if nt is None else f", {nt[0]:.1f} +/- {nt[1]:.1f}% non-transductive"
+                    n_nt = min(args.n_test, args.non_transductive_episodes or args.n_test)
+                    nt = "" if nt is None else (f", {nt[0]:.1f} +/- {nt[1]:.1f}% "
+                                                f"non-transductive ({n_nt} episodes)")
                     print(f"  {name} ({k_query} query images per class): {m:.1f} +/- {c:.1f}% "
                           f"transductive{nt} ({time.perf_counter() - start:.0f} s)", flush=True)
 
@@ -240,6 +257,8 @@ def main():
     for algorithm in runs:
         paper_name, paper = PAPERS.get(algorithm, ("", {}))
         for name, n_way, _, _ in SETTINGS:
+            if (algorithm, name) not in results:
+                continue
             (m, c), nt = results[algorithm, name]
             nt = f"{'-':>16}" if nt is None else f"{nt[0]:>7.1f} +/- {nt[1]:<4.1f}"
             ref = f"{paper[name]:5.1f} ({paper_name})" if name in paper else "-"

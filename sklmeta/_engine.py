@@ -1,22 +1,34 @@
 """The meta-learning engine: pure functions over ``(params, buffers, task tensors)``.
 
-Everything here is built on :mod:`torch.func`. A model is a ``module`` called with
-:func:`torch.func.functional_call` on a dict of parameter tensors, so an inner loop is
-an ordinary function of those tensors and second-order MAML is just ``grad`` of a
-function that itself calls ``grad``.
+A model is a ``module`` called with :func:`torch.func.functional_call` on a dict of
+parameter tensors, so an inner loop is an ordinary function of those tensors and
+second-order MAML is the gradient of a function that itself takes gradients.
 
 Task tensors are batched: ``X_support`` is ``[n_tasks, n_support, *input_shape]``,
 ``y_support`` is ``[n_tasks, n_support, ...]``, and likewise for the query set.
 
-Two execution strategies compute the same numbers (tested against each other and
-against finite differences):
+Execution strategies compute the same numbers (tested against each other, against a
+textbook per-task loop and against finite differences):
 
 ``"vmap"``
-    one task's computation is :func:`torch.func.vmap`-ped over the meta-batch. Fast
-    for small networks, where a per-task Python loop is dominated by overhead.
+    the *forward* pass of one task is :func:`torch.func.vmap`-ped over the meta-batch,
+    with each task's weights stacked along a leading dimension, and every gradient is
+    taken by plain :func:`torch.autograd.grad` on the sum of the per-task losses (the
+    tasks are independent, so that gradient is each task's own). Fast for small
+    networks, where a per-task Python loop is dominated by overhead, and about twice
+    as fast as ``grad`` of ``vmap`` of ``grad`` (functorch's nested transforms).
 ``"loop"``
-    a Python loop over tasks that accumulates per-task meta-gradients. Faster for
-    convolutional networks on the CPU and needs the memory of one task at a time.
+    a Python loop over tasks with ``torch.autograd.grad(create_graph=True)``, that
+    accumulates per-task meta-gradients. Faster for convolutional networks on the CPU
+    and needs the memory of one task at a time.
+``"vmap+compile"``, ``"loop+compile"``
+    opt-in: the same computations written with nested ``torch.func`` transforms and
+    compiled once with :func:`torch.compile` (seconds to minutes of compilation, then
+    several times faster on the CPU: see ``docs/performance.md``).
+
+Inside a ``torch.func`` transform, or when ``params`` themselves require gradients,
+the eager strategies fall back to their nested-``torch.func`` form, which computes the
+same values and stays composable.
 
 New algorithms are small additions to :class:`InnerLoop` rather than forks: a learned
 per-parameter learning rate (Meta-SGD) is a ``lr`` dict of tensors, adapting only the
@@ -24,6 +36,7 @@ head (ANIL) is ``adapt_names``, and per-step losses (MAML++) can read the trajec
 that :func:`inner_loop` returns.
 """
 
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Tuple, Union
 
@@ -133,6 +146,104 @@ def _maml_task_objective(loss, config):
     return objective
 
 
+STRATEGIES = ("vmap", "loop", "vmap+compile", "loop+compile")
+
+
+def _check_strategy(strategy):
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}.")
+
+
+def _autograd_ok(params):
+    """Whether plain ``torch.autograd`` may be used instead of nested ``torch.func``.
+
+    Not inside a ``torch.func`` transform (``grad``/``vmap`` of an engine function),
+    and not when ``params`` are part of an outer autograd graph: there the nested
+    ``torch.func`` form is used, which composes with both.
+    """
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return False
+    return not (torch.is_grad_enabled() and any(v.requires_grad for v in params.values()))
+
+
+def _split(params, config):
+    names = tuple(params) if config.adapt_names is None else tuple(config.adapt_names)
+    frozen = {k: v for k, v in params.items() if k not in names}
+    return names, frozen
+
+
+def _batched_loss(loss, frozen, buffers):
+    """``f(fast, X, y) -> [n_tasks]``: each task's loss with its own ``fast`` weights.
+
+    Only the forward pass is vmapped; gradients are taken with ``torch.autograd`` on
+    ``f(...).sum()``, which is each task's gradient because tasks share no weights.
+    """
+    return vmap(_task_loss(loss, frozen, buffers))
+
+
+def _grads(output, inputs, create_graph):
+    return torch.autograd.grad(
+        output, inputs, create_graph=create_graph, materialize_grads=True
+    )
+
+
+def _adapt(f, fast, X, y, config, differentiable, batched=True):
+    """Inner loop by ``torch.autograd``, for one task or (``batched``) all at once.
+
+    With ``batched``, ``f`` is :func:`_batched_loss` and ``fast`` holds
+    ``[n_tasks, ...]`` weights; otherwise ``f`` is one task's loss. With
+    ``differentiable=False`` (Reptile) each step's gradient is taken on detached
+    weights, so no graph is kept between steps.
+    """
+    n_tasks = X.shape[0] if batched else 1
+    first_grad_norm = None
+    for _ in range(config.steps):
+        if differentiable:
+            grads = _grads(f(fast, X, y).sum(), list(fast.values()), not config.first_order)
+        else:
+            with torch.enable_grad():
+                leaves = {k: v.detach().requires_grad_(True) for k, v in fast.items()}
+                grads = _grads(f(leaves, X, y).sum(), list(leaves.values()), False)
+        if first_grad_norm is None:
+            squares = [(g.detach() ** 2).reshape(n_tasks, -1).sum(1) for g in grads]
+            first_grad_norm = torch.sqrt(sum(squares)).reshape(-1 if batched else ())
+        fast = {k: w - _lr_for(config.lr, k) * g for (k, w), g in zip(fast.items(), grads)}
+    if first_grad_norm is None:  # steps == 0
+        dtype = next(iter(fast.values())).dtype
+        first_grad_norm = X.new_zeros(n_tasks if batched else (), dtype=dtype)
+    return fast, first_grad_norm
+
+
+def _stacked(params, names, n_tasks):
+    """Each adapted tensor repeated along a new leading task dimension (a view)."""
+    return {k: params[k].expand(n_tasks, *params[k].shape) for k in names}
+
+
+def _batched_meta_gradient(loss, params, buffers, batch, config):
+    Xs, ys, Xq, yq = batch
+    with torch.enable_grad():
+        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        names, frozen = _split(leaves, config)
+        f = _batched_loss(loss, frozen, buffers)
+        fast = _stacked(leaves, names, Xs.shape[0])
+        adapted, norms = _adapt(f, fast, Xs, ys, config, differentiable=True)
+        query_losses = f(adapted, Xq, yq)
+        grads = _grads(query_losses.mean(), list(leaves.values()), False)
+    return dict(zip(leaves, grads)), query_losses.detach(), norms
+
+
+def _functional_meta_gradient(loss, params, buffers, batch, config):
+    """``grad`` of ``vmap`` of ``grad``: composable with outer ``torch.func`` transforms."""
+    objective = _maml_task_objective(loss, config)
+
+    def batch_objective(p, buffers, *batch):
+        losses, aux = vmap(objective, in_dims=(None, None, 0, 0, 0, 0))(p, buffers, *batch)
+        return losses.mean(), aux
+
+    grads, (task_losses, norms) = grad(batch_objective, has_aux=True)(params, buffers, *batch)
+    return grads, task_losses, norms
+
+
 def maml_meta_gradient(loss, params, buffers, batch, config, strategy="vmap"):
     """Meta-gradient of the mean query loss after adaptation, over a task batch.
 
@@ -145,7 +256,9 @@ def maml_meta_gradient(loss, params, buffers, batch, config, strategy="vmap"):
     batch : tuple of Tensor
         ``(X_support, y_support, X_query, y_query)``, each ``[n_tasks, ...]``.
     config : InnerLoop
-    strategy : {"vmap", "loop"}
+    strategy : {"vmap", "loop", "vmap+compile", "loop+compile"}
+        See the module docstring; ``"+compile"`` compiles on the first call for each
+        ``(loss, config)`` and input shapes, and reuses it afterwards.
 
     Returns
     -------
@@ -156,65 +269,101 @@ def maml_meta_gradient(loss, params, buffers, batch, config, strategy="vmap"):
     first_grad_norms : Tensor of shape (n_tasks,)
         Norm of each task's first inner gradient.
     """
-    objective = _maml_task_objective(loss, config)
+    _check_strategy(strategy)
+    if strategy == "vmap+compile":
+        fn = _compiled(loss, config, "maml-vmap", _functional_meta_gradient_fn)
+        return fn(params, buffers, *batch)
+    if strategy == "loop+compile":
+        task_grad = _compiled(loss, config, "maml-task", _task_meta_gradient_fn)
+        return _accumulate_over_tasks(task_grad, params, buffers, batch)
+    if not _autograd_ok(params):
+        if strategy == "vmap":
+            return _functional_meta_gradient(loss, params, buffers, batch, config)
+        task_grad = grad(_maml_task_objective(loss, config), has_aux=True)
+        return _accumulate_over_tasks(task_grad, params, buffers, batch)
     if strategy == "vmap":
-
-        def batch_objective(p):
-            losses, aux = vmap(objective, in_dims=(None, None, 0, 0, 0, 0))(
-                p, buffers, *batch
-            )
-            return losses.mean(), aux
-
-        grads, (task_losses, norms) = grad(batch_objective, has_aux=True)(params)
-        return grads, task_losses, norms
-    if strategy == "loop":
-        return _loop_meta_gradient(loss, params, buffers, batch, config)
-    raise ValueError(f"strategy must be 'vmap' or 'loop', got {strategy!r}.")
+        return _batched_meta_gradient(loss, params, buffers, batch, config)
+    return _loop_meta_gradient(loss, params, buffers, batch, config)
 
 
-def _inner_loop_autograd(loss, params, buffers, X, y, config):
-    """:func:`inner_loop` with ``torch.autograd`` instead of ``torch.func.grad``.
+def _task_loss(loss, frozen, buffers):
+    def task_loss(fast, X, y):
+        return loss({**frozen, **fast}, buffers, X, y)
 
-    The per-task loop uses it: outside ``vmap`` the plain autograd graph has less
-    overhead per task than nested functorch transforms (measured ~2.4x on the sinusoid
-    MLP), and it is how the textbook loop computes the same numbers.
-    """
-    names = tuple(params) if config.adapt_names is None else config.adapt_names
-    fast = dict(params)
-    first_grad_norm = None
-    for _ in range(config.steps):
-        grads = torch.autograd.grad(
-            loss(fast, buffers, X, y), [fast[k] for k in names],
-            create_graph=not config.first_order,
-        )
-        if first_grad_norm is None:
-            first_grad_norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads))
-        for k, g in zip(names, grads):
-            fast[k] = fast[k] - _lr_for(config.lr, k) * g
-    if first_grad_norm is None:
-        first_grad_norm = torch.zeros((), device=next(iter(params.values())).device)
-    return fast, first_grad_norm
+    return task_loss
 
 
 def _loop_meta_gradient(loss, params, buffers, batch, config):
-    """Per-task loop: accumulate each task's meta-gradient, one task's graph at a time."""
-    n_tasks = batch[0].shape[0]
+    """Per-task loop: accumulate each task's meta-gradient, one task's graph at a time.
+
+    The textbook computation: ``torch.autograd.grad(create_graph=True)`` per inner step.
+    """
+
+    def task_grad(p, buffers, Xs, ys, Xq, yq):
+        names, frozen = _split(p, config)
+        f = _task_loss(loss, frozen, buffers)
+        fast = {k: p[k] for k in names}
+        adapted, norm = _adapt(f, fast, Xs, ys, config, differentiable=True, batched=False)
+        query_loss = f(adapted, Xq, yq)
+        grads = _grads(query_loss, list(p.values()), False)
+        return dict(zip(p, grads)), (query_loss.detach(), norm)
+
     with torch.enable_grad():
-        p = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        total = {k: torch.zeros_like(v) for k, v in params.items()}
-        task_losses, norms = [], []
-        for t in range(n_tasks):
-            Xs, ys, Xq, yq = (b[t] for b in batch)
-            adapted, norm = _inner_loop_autograd(loss, p, buffers, Xs, ys, config)
-            query_loss = loss(adapted, buffers, Xq, yq)
-            grads = torch.autograd.grad(query_loss, list(p.values()), allow_unused=True)
-            for k, g in zip(p, grads):
-                if g is not None:
-                    total[k].add_(g)
-            task_losses.append(query_loss.detach())
-            norms.append(norm)
+        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        return _accumulate_over_tasks(task_grad, leaves, buffers, batch)
+
+
+def _accumulate_over_tasks(task_grad, params, buffers, batch):
+    """Mean of ``task_grad(params, buffers, *task)`` over the tasks of ``batch``."""
+    n_tasks = batch[0].shape[0]
+    total = {k: torch.zeros_like(v) for k, v in params.items()}
+    task_losses, norms = [], []
+    for t in range(n_tasks):
+        g, (task_loss, norm) = task_grad(params, buffers, *(b[t] for b in batch))
+        for k in total:
+            total[k].add_(g[k])
+        task_losses.append(task_loss)
+        norms.append(norm)
     grads = {k: v / n_tasks for k, v in total.items()}
     return grads, torch.stack(task_losses), torch.stack(norms)
+
+
+# ---------------------------------------------------------------- torch.compile (opt-in)
+# Compiled functions are kept per ``loss`` (weakly) and ``config``: the estimators make
+# one ``loss`` per meta_fit and call the engine with it every iteration, so compilation
+# happens once (and again only for a new input shape, e.g. a smaller last batch).
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compiled(loss, config, kind, make):
+    try:
+        cache = _COMPILED.setdefault(loss, {})
+    except TypeError:  # a loss that cannot be weakly referenced: compile per call
+        cache = {}
+    key = (kind, config if not isinstance(config.lr, Mapping) else id(config))
+    if key not in cache:
+        cache[key] = torch.compile(make(loss, config), dynamic=False)
+    return cache[key]
+
+
+def _functional_meta_gradient_fn(loss, config):
+    def fn(params, buffers, *batch):
+        return _functional_meta_gradient(loss, params, buffers, batch, config)
+
+    return fn
+
+
+def _task_meta_gradient_fn(loss, config):
+    return grad(_maml_task_objective(loss, config), has_aux=True)
+
+
+def _reptile_task_fn(loss, config):
+    def task_update(p, b, Xs, ys, Xq, yq):
+        adapted, norm = inner_loop(loss, p, b, Xs, ys, config)
+        delta = {k: adapted[k] - p[k] for k in p}
+        return delta, loss(adapted, b, Xq, yq), norm
+
+    return task_update
 
 
 def reptile_direction(loss, params, buffers, batch, config, strategy="vmap"):
@@ -230,21 +379,20 @@ def reptile_direction(loss, params, buffers, batch, config, strategy="vmap"):
         Query loss of each task after adaptation.
     first_grad_norms : Tensor of shape (n_tasks,)
     """
+    _check_strategy(strategy)
     config = InnerLoop(config.lr, config.steps, True, config.adapt_names)
-
-    def task_update(p, b, Xs, ys, Xq, yq):
-        adapted, norm = inner_loop(loss, p, b, Xs, ys, config)
-        delta = {k: adapted[k] - p[k] for k in p}
-        return delta, loss(adapted, b, Xq, yq), norm
-
+    Xs, ys, Xq, yq = batch
+    n_tasks = Xs.shape[0]
     with torch.no_grad():
-        if strategy == "vmap":
-            deltas, task_losses, norms = vmap(task_update, in_dims=(None, None, 0, 0, 0, 0))(
-                params, buffers, *batch
-            )
-            return {k: d.mean(0) for k, d in deltas.items()}, task_losses, norms
-        if strategy == "loop":
-            n_tasks = batch[0].shape[0]
+        if strategy.endswith("+compile") or not _autograd_ok(params):
+            task_update = _reptile_task_fn(loss, config)
+            if strategy.endswith("+compile"):
+                task_update = _compiled(loss, config, f"reptile-{strategy}", _reptile_task_fn)
+            if strategy.startswith("vmap"):
+                deltas, task_losses, norms = vmap(
+                    task_update, in_dims=(None, None, 0, 0, 0, 0)
+                )(params, buffers, *batch)
+                return {k: d.mean(0) for k, d in deltas.items()}, task_losses, norms
             total = {k: torch.zeros_like(v) for k, v in params.items()}
             task_losses, norms = [], []
             for t in range(n_tasks):
@@ -255,7 +403,31 @@ def reptile_direction(loss, params, buffers, batch, config, strategy="vmap"):
                 norms.append(norm)
             direction = {k: v / n_tasks for k, v in total.items()}
             return direction, torch.stack(task_losses), torch.stack(norms)
-    raise ValueError(f"strategy must be 'vmap' or 'loop', got {strategy!r}.")
+
+        names, frozen = _split(params, config)
+        if strategy == "vmap":
+            f = _batched_loss(loss, frozen, buffers)
+            adapted, norms = _adapt(
+                f, _stacked(params, names, n_tasks), Xs, ys, config, differentiable=False
+            )
+            task_losses = f(adapted, Xq, yq)
+            direction = {
+                k: (adapted[k] - params[k]).mean(0) if k in adapted else torch.zeros_like(v)
+                for k, v in params.items()
+            }
+            return direction, task_losses, norms
+        f = _task_loss(loss, frozen, buffers)
+        total = {k: torch.zeros_like(v) for k, v in params.items()}
+        task_losses, norms = [], []
+        for t in range(n_tasks):
+            fast = {k: params[k] for k in names}
+            adapted, norm = _adapt(f, fast, Xs[t], ys[t], config, False, batched=False)
+            for k in adapted:
+                total[k].add_(adapted[k] - params[k])
+            task_losses.append(f(adapted, Xq[t], yq[t]))
+            norms.append(norm)
+        direction = {k: v / n_tasks for k, v in total.items()}
+        return direction, torch.stack(task_losses), torch.stack(norms)
 
 
 def pooled_gradient(loss, params, buffers, batch, strategy="vmap"):
@@ -269,17 +441,26 @@ def pooled_gradient(loss, params, buffers, batch, strategy="vmap"):
     grads : dict of str to Tensor
     task_losses : Tensor of shape (n_tasks,)
     """
+    if strategy not in ("vmap", "loop"):
+        raise ValueError(f"strategy must be 'vmap' or 'loop', got {strategy!r}.")
     Xs, ys, Xq, yq = batch
     X = torch.cat([Xs, Xq], dim=1)
     y = torch.cat([ys, yq], dim=1)
 
-    def objective(p):
+    def task_losses(p):
         if strategy == "vmap":
-            losses = vmap(loss, in_dims=(None, None, 0, 0))(p, buffers, X, y)
-        elif strategy == "loop":
-            losses = torch.stack([loss(p, buffers, X[t], y[t]) for t in range(X.shape[0])])
-        else:
-            raise ValueError(f"strategy must be 'vmap' or 'loop', got {strategy!r}.")
+            return vmap(loss, in_dims=(None, None, 0, 0))(p, buffers, X, y)
+        return torch.stack([loss(p, buffers, X[t], y[t]) for t in range(X.shape[0])])
+
+    if _autograd_ok(params):
+        with torch.enable_grad():
+            leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+            losses = task_losses(leaves)
+            grads = _grads(losses.mean(), list(leaves.values()), False)
+        return dict(zip(leaves, grads)), losses.detach()
+
+    def objective(p):
+        losses = task_losses(p)
         return losses.mean(), losses.detach()
 
     return grad(objective, has_aux=True)(params)
@@ -298,12 +479,17 @@ def has_convolution(module):
 def choose_strategy(strategy, module, device, second_order):
     """Resolve ``strategy="auto"`` and refuse paths known to be wrong.
 
-    Rules, from measurements on a 2-core CPU with torch 2.13 (``benchmarks/``):
-    ``vmap`` runs the sinusoid MLP 5-6x faster than a per-task loop, but vmapped
-    convolutions with per-task weights run at half the loop's speed on the CPU and use
-    several GB. And the second-order meta-gradient of torch's built-in BatchNorm under
-    ``vmap`` is wrong (checked against finite differences), so that path is never
-    chosen and cannot be forced.
+    Rules, from ``benchmarks/bench_meta.py`` on a 2-core CPU with torch 2.13 (see
+    ``docs/performance.md``): ``vmap`` runs the sinusoid MLP about 8x faster than a
+    per-task loop, but vmapped convolutions with per-task weights (grouped
+    convolutions) run at a fraction of the loop's speed on the CPU and use the memory
+    of the whole meta-batch. ``auto`` never compiles (compilation takes seconds to
+    minutes); ``"vmap+compile"`` and ``"loop+compile"`` are opt-in.
+
+    The second-order meta-gradient of torch's built-in BatchNorm under
+    ``torch.func.grad`` of ``vmap`` is wrong (checked against finite differences).
+    The compiled ``vmap`` path and the eager path inside ``torch.func`` transforms
+    take that form, so ``vmap`` is never chosen for such a module and cannot be forced.
     """
     vmap_wrong = second_order and has_builtin_batchnorm(module)
     if strategy == "auto":
@@ -312,10 +498,11 @@ def choose_strategy(strategy, module, device, second_order):
         if device.type == "cpu" and has_convolution(module):
             return "loop"
         return "vmap"
-    if strategy == "vmap" and vmap_wrong:
+    if strategy.startswith("vmap") and vmap_wrong:
         raise ValueError(
-            "strategy='vmap' cannot be used for second-order meta-gradients of a module "
-            "with torch.nn.BatchNorm layers: torch.func.vmap computes them wrongly. Use "
-            "strategy='loop' or 'auto', first_order=True, or sklmeta.networks.BatchNorm2d."
+            f"strategy={strategy!r} cannot be used for second-order meta-gradients of a "
+            "module with torch.nn.BatchNorm layers: torch.func.vmap computes them "
+            "wrongly. Use strategy='loop' or 'auto', first_order=True, or "
+            "sklmeta.networks.BatchNorm2d."
         )
     return strategy
