@@ -65,13 +65,14 @@ CONFIGS = {
     "conv4-5w1s-1st": ("conv", 1, True, "maml", 32),
     "conv4-reptile-5step": ("conv", 5, True, "reptile", 32),
     "mlp-batch-1": ("mlp", 1, False, "maml", 1),
+    "mlp-batch-2": ("mlp", 1, False, "maml", 2),
     "mlp-batch-4": ("mlp", 1, False, "maml", 4),
     "mlp-batch-16": ("mlp", 1, False, "maml", 16),
     "mlp-batch-64": ("mlp", 1, False, "maml", 64),
     "mlp-batch-256": ("mlp", 1, False, "maml", 256),
 }
 QUICK = ["mlp-1step-2nd", "mlp-1step-1st", "mlp-reptile-5step", "mlp-batch-4"]
-SCALING = ["mlp-batch-1", "mlp-batch-4", "mlp-batch-16", "mlp-1step-2nd", "mlp-batch-64",
+SCALING = ["mlp-batch-1", "mlp-batch-2", "mlp-batch-4", "mlp-batch-16", "mlp-1step-2nd", "mlp-batch-64",
            "mlp-batch-256"]
 # memory against inner steps (second order keeps every step's graph)
 MEMORY_STEPS = {"mlp": (1, 5, 10), "conv": (1, 2, 5)}
@@ -116,6 +117,43 @@ def make_problem(config, seed=0, device="cpu", steps=None, first_order=None):
 # ---------------------------------------------------------------- implementations
 
 
+class TextbookConv4(torch.nn.Module):
+    """Finn et al.'s Conv4 as most MAML code writes it: ``torch.nn.BatchNorm2d`` with
+    batch statistics, ReLU, then max-pooling, in the default memory format. Its
+    parameters have the names of :class:`sklmeta.networks.Conv4`'s, so both run on
+    the same weights. The baselines (plain loop, higher) use it; sklmeta uses its own
+    Conv4 (same function and gradients, tested in tests/test_networks.py)."""
+
+    def __init__(self, n_outputs=5, image_size=28, n_filters=64):
+        super().__init__()
+        nn = torch.nn
+        blocks, channels = [], 1
+        for _ in range(4):
+            blocks += [nn.Conv2d(channels, n_filters, 3, padding=1),
+                       nn.BatchNorm2d(n_filters, track_running_stats=False),
+                       nn.ReLU(), nn.MaxPool2d(2)]
+            channels = n_filters
+        self.features = nn.Sequential(*blocks)
+        self.classifier = nn.Linear(n_filters * (image_size // 16) ** 2, n_outputs)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+_TEXTBOOK = {}
+
+
+def textbook(module):
+    """The baselines' network: the MLP itself, or :class:`TextbookConv4` for Conv4."""
+    if not isinstance(module, Conv4):
+        return module
+    if id(module) not in _TEXTBOOK:
+        device = next(module.parameters()).device
+        _TEXTBOOK[id(module)] = (module, TextbookConv4().to(device).eval())
+    return _TEXTBOOK[id(module)][1]
+
+
+
 def run_sklmeta(problem, strategy, _losses={}):
     module, params, batch, loss_fn, config, algorithm = problem
     # one loss function per problem, as the estimators do (the compiled paths cache on it)
@@ -134,6 +172,7 @@ def run_func_vmap(problem):
 
 def run_plain_loop(problem):
     module, params, batch, loss_fn, config, algorithm = problem
+    module = textbook(module)
     p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     n_tasks = batch[0].shape[0]
     total = {k: torch.zeros_like(v) for k, v in params.items()}
@@ -165,6 +204,7 @@ def run_higher(problem):
     import higher
 
     module, params, batch, loss_fn, config, algorithm = problem
+    module = textbook(module)
     model = module
     with torch.no_grad():
         for k, v in model.named_parameters():
@@ -283,7 +323,7 @@ def time_config(config, reps, device="cpu", compile=False, min_time=0.2):
             times[name].append(_timed(impls[name], problem, device, calls[name]))
     module = problem[0]
     auto = _engine.choose_strategy("auto", module, torch.device(device),
-                                   second_order=not problem[4].first_order)
+                                   second_order=not problem[4].first_order, n_tasks=n_tasks)
     median = {name: statistics.median(ts) for name, ts in times.items()}
     flops = count_flops(problem, run_plain_loop)
     row = {

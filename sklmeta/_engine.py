@@ -476,26 +476,51 @@ def has_convolution(module):
     return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in module.modules())
 
 
-def choose_strategy(strategy, module, device, second_order):
+# Below this many tasks a meta-batch is cheaper as a loop: vmap's fixed cost (stacking
+# weights, batched kernels) is not yet paid back (benchmarks/bench_meta.py, mlp-batch-*).
+MIN_VMAP_TASKS = 2
+
+
+def choose_strategy(strategy, module, device, second_order, n_tasks=None):
     """Resolve ``strategy="auto"`` and refuse paths known to be wrong.
 
     Rules, from ``benchmarks/bench_meta.py`` on a 2-core CPU with torch 2.13 (see
-    ``docs/performance.md``): ``vmap`` runs the sinusoid MLP about 8x faster than a
-    per-task loop, but vmapped convolutions with per-task weights (grouped
-    convolutions) run at a fraction of the loop's speed on the CPU and use the memory
-    of the whole meta-batch. ``auto`` never compiles (compilation takes seconds to
-    minutes); ``"vmap+compile"`` and ``"loop+compile"`` are opt-in.
+    ``docs/performance.md``): ``vmap`` runs the sinusoid MLP about 9x faster than a
+    per-task loop at 25 tasks, but is slower below :data:`MIN_VMAP_TASKS` tasks; and
+    vmapped convolutions with per-task weights (grouped convolutions) run at a
+    fraction of the loop's speed on the CPU and use the memory of the whole
+    meta-batch. ``auto`` never compiles (compilation takes tens of seconds);
+    ``"vmap+compile"`` and ``"loop+compile"`` are opt-in.
 
     The second-order meta-gradient of torch's built-in BatchNorm under
     ``torch.func.grad`` of ``vmap`` is wrong (checked against finite differences).
     The compiled ``vmap`` path and the eager path inside ``torch.func`` transforms
     take that form, so ``vmap`` is never chosen for such a module and cannot be forced.
+
+    Parameters
+    ----------
+    strategy : {"auto", "vmap", "loop", "vmap+compile", "loop+compile"}
+    module : torch.nn.Module
+    device : torch.device
+    second_order : bool
+        Whether second-order meta-gradients will be taken.
+    n_tasks : int, optional
+        Tasks per meta-batch, when known.
+
+    Returns
+    -------
+    strategy : str
+        One of ``STRATEGIES``.
     """
+    if strategy != "auto":
+        _check_strategy(strategy)
     vmap_wrong = second_order and has_builtin_batchnorm(module)
     if strategy == "auto":
         if vmap_wrong:
             return "loop"
         if device.type == "cpu" and has_convolution(module):
+            return "loop"
+        if n_tasks is not None and n_tasks < MIN_VMAP_TASKS:
             return "loop"
         return "vmap"
     if strategy.startswith("vmap") and vmap_wrong:

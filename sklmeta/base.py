@@ -110,7 +110,7 @@ class BaseMetaEstimator(BaseEstimator):
         "adapt_steps": [Interval(Integral, 0, None, closed="left"), None],
         "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "strategy": [StrOptions({"auto", "vmap", "loop"})],
+        "strategy": [StrOptions({"auto", "vmap", "loop", "vmap+compile", "loop+compile"})],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -162,7 +162,8 @@ class BaseMetaEstimator(BaseEstimator):
             history = {"meta_loss": [], "init_grad_norm": [], "wall_time": []}
             n_iter_done = 0
         strategy = _engine.choose_strategy(
-            self.strategy, module, device, second_order=self._second_order()
+            self.strategy, module, device, second_order=self._second_order(),
+            n_tasks=len(first),
         )
         params = {k: v.detach().to(device).clone() for k, v in params.items()}
         buffers = {k: v.to(device) for k, v in buffers.items()}

@@ -34,11 +34,16 @@ _TAIL_PARAMS_DOC = """
         Tasks per meta-iteration.
     max_iter : int, default={max_iter}
         Meta-iterations of :meth:`meta_fit`.
-    strategy : {{"auto", "vmap", "loop"}}, default="auto"
+    strategy : {{"auto", "vmap", "loop", "vmap+compile", "loop+compile"}}, \
+default="auto"
         How the meta-batch is computed: vectorised over tasks with
         :func:`torch.func.vmap`, or a per-task loop. "auto" picks vmap for small
-        networks and the loop for conv nets on the CPU, and never a path known to be
-        wrong (see ``docs/engine.md``). Results are identical up to rounding.
+        networks (from 2 tasks per meta-batch) and the loop for conv nets on the
+        CPU, and never a path known to be wrong (see ``docs/engine.md``). The
+        "+compile" strategies compile the meta-gradient with :func:`torch.compile`
+        on the first iteration (tens of seconds), then run several times faster:
+        worth it for long meta-training (``docs/performance.md``); the pre-training
+        baselines do not take them. Results are identical up to rounding.
     device : str or torch.device, default="auto"
         "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N" or "mps".
         Fitted tensors are kept on the CPU, so a pickle loads anywhere.

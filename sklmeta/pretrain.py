@@ -4,7 +4,7 @@ from numbers import Real
 
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from torch.func import grad, vmap
 
 from . import _engine
@@ -18,6 +18,8 @@ class _PretrainBase(BaseMetaEstimator):
     _parameter_constraints = {
         **BaseMetaEstimator._parameter_constraints,
         "meta_lr": [Interval(Real, 0, None, closed="neither")],
+        # no inner loop to compile: pre-training is one forward and backward pass
+        "strategy": [StrOptions({"auto", "vmap", "loop"})],
     }
 
     def _make_meta_update(self, params):

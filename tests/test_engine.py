@@ -240,6 +240,15 @@ def test_auto_strategy_rules():
     assert _engine.choose_strategy("auto", conv, cpu, True) == "loop"
     assert _engine.choose_strategy("auto", conv, cuda, True) == "vmap"
     assert _engine.choose_strategy("loop", mlp, cpu, True) == "loop"
+    # a single task is cheaper as a loop; from MIN_VMAP_TASKS on, vmap wins
+    assert _engine.choose_strategy("auto", mlp, cpu, True, n_tasks=1) == "loop"
+    assert _engine.choose_strategy("auto", mlp, cpu, True,
+                                   n_tasks=_engine.MIN_VMAP_TASKS) == "vmap"
+    # asked for explicitly, a strategy is kept, compiled ones included
+    assert _engine.choose_strategy("vmap", mlp, cpu, True, n_tasks=1) == "vmap"
+    assert _engine.choose_strategy("vmap+compile", mlp, cpu, True) == "vmap+compile"
+    with pytest.raises(ValueError, match="strategy"):
+        _engine.choose_strategy("compile", mlp, cpu, True)
 
 
 def test_unknown_strategy_is_an_error():

@@ -202,6 +202,31 @@ def test_user_module_is_copied_and_builtin_batchnorm_is_routed_to_the_loop(digit
         MAMLClassifier(module, strategy="vmap", max_iter=1, device="cpu").meta_fit(digit_tasks)
 
 
+@pytest.mark.parametrize("cls", [MAMLRegressor, ReptileRegressor])
+def test_auto_strategy_follows_the_meta_batch_size(cls, sinusoid):
+    assert quick(cls, max_iter=2, meta_batch_size=1).meta_fit(sinusoid).strategy_ == "loop"
+    assert quick(cls, max_iter=2, meta_batch_size=4).meta_fit(sinusoid).strategy_ == "vmap"
+
+
+def test_pretraining_refuses_compiled_strategies(sinusoid):
+    with pytest.raises(ValueError, match="strategy"):
+        quick(PretrainedRegressor, strategy="vmap+compile").meta_fit(sinusoid)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls", [MAMLRegressor, ReptileRegressor])
+def test_compiled_strategy_learns_the_same_initialisation(cls, sinusoid):
+    """torch.compile'd meta-training (opt-in) follows the eager one step for step."""
+    eager = quick(cls, max_iter=5, meta_batch_size=4, strategy="vmap").meta_fit(sinusoid)
+    compiled = quick(cls, max_iter=5, meta_batch_size=4, strategy="vmap+compile")
+    compiled.meta_fit(sinusoid)
+    assert compiled.strategy_ == "vmap+compile"
+    for name, value in eager.meta_params_.items():
+        torch.testing.assert_close(compiled.meta_params_[name], value, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(compiled.meta_history_["meta_loss"],
+                               eager.meta_history_["meta_loss"], rtol=1e-4)
+
+
 @pytest.mark.parametrize("stage", ["unfitted", "meta_fitted", "adapted"])
 @pytest.mark.parametrize("cls", [MAMLRegressor, ReptileRegressor])
 def test_pickle_and_joblib_round_trip(cls, stage, sinusoid, tmp_path):
