@@ -36,6 +36,7 @@ memory follows live tensors. On CUDA: ``torch.cuda.max_memory_allocated``.
 """
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -161,6 +162,19 @@ def run_sklmeta(problem, strategy, _losses={}):
     if algorithm == "reptile":
         return _engine.reptile_direction(loss, params, {}, batch, config, strategy)[0]
     return _engine.maml_meta_gradient(loss, params, {}, batch, config, strategy)[0]
+
+
+def run_checkpointed(problem, strategy):
+    """sklmeta with InnerLoop(checkpoint=True): inner steps recomputed in the backward."""
+    module, params, batch, loss_fn, config, algorithm = problem
+    config = dataclasses.replace(config, checkpoint=True)
+    return run_sklmeta((module, params, batch, loss_fn, config, algorithm), strategy)
+
+
+CHECKPOINTED = {
+    "sklmeta-vmap+checkpoint": lambda p: run_checkpointed(p, "vmap"),
+    "sklmeta-loop+checkpoint": lambda p: run_checkpointed(p, "loop"),
+}
 
 
 def run_func_vmap(problem):
@@ -355,7 +369,7 @@ def _rss_kib(field):
 def memory_cell_here(config, impl, device, steps=None, first_order=None, compile=False):
     """Peak memory (MiB) of one call beyond what is resident before it; run in a fresh process."""
     problem = make_problem(config, device=device, steps=steps, first_order=first_order)
-    fn = implementations(config, compile)[impl]
+    fn = {**implementations(config, compile), **CHECKPOINTED}[impl]
     fn(problem)  # warm-up: caches, compilation
     gc.collect()
     if device.startswith("cuda"):
@@ -562,11 +576,15 @@ def main():
     if not args.no_memory and not args.quick:
         table = {}
         for kind, config, strategy in (("mlp", "mlp-1step-2nd", "sklmeta-vmap"),
+                                       ("mlp", "mlp-1step-2nd", "sklmeta-vmap+checkpoint"),
                                        ("mlp", "mlp-1step-2nd", "plain-loop"),
-                                       ("conv", "conv4-5w1s-2nd", "sklmeta-loop")):
+                                       ("conv", "conv4-5w1s-2nd", "sklmeta-loop"),
+                                       ("conv", "conv4-5w1s-2nd", "sklmeta-loop+checkpoint"),
+                                       ("conv", "conv4-5w1s-2nd", "plain-loop")):
             if config not in configs:
                 continue
-            for first_order in (False, True):
+            # checkpointing only changes second-order meta-gradients
+            for first_order in (False,) if "checkpoint" in strategy else (False, True):
                 for steps in MEMORY_STEPS[kind]:
                     table[(config.split("-")[0], strategy, "1st" if first_order else "2nd",
                            steps)] = memory_cell(config, strategy, args.device, steps,

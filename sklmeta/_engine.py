@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Tuple, Union
 
 import torch
+import torch.utils.checkpoint
 from torch.func import functional_call, grad, vmap
 
 __all__ = [
@@ -72,12 +73,19 @@ class InnerLoop:
         ignores second derivatives.
     adapt_names : tuple of str or None, default=None
         Names of the parameters that adapt (None: all). ANIL adapts only the head.
+    checkpoint : bool, default=False
+        Second-order meta-gradients only, eager strategies: recompute each inner
+        step's graph during the meta-backward pass (:mod:`torch.utils.checkpoint`)
+        instead of keeping all ``steps`` graphs. Exact; the memory of the inner loop
+        no longer grows with ``steps``, for about one more support forward and
+        backward per step.
     """
 
     lr: Union[float, Mapping[str, torch.Tensor]]
     steps: int
     first_order: bool = False
     adapt_names: Optional[Tuple[str, ...]] = None
+    checkpoint: bool = False
 
 
 def make_loss(module, loss_fn):
@@ -193,25 +201,42 @@ def _adapt(f, fast, X, y, config, differentiable, batched=True):
     With ``batched``, ``f`` is :func:`_batched_loss` and ``fast`` holds
     ``[n_tasks, ...]`` weights; otherwise ``f`` is one task's loss. With
     ``differentiable=False`` (Reptile) each step's gradient is taken on detached
-    weights, so no graph is kept between steps.
+    weights, so no graph is kept between steps. With ``config.checkpoint`` (second
+    order only) each step's graph is recomputed during the meta-backward pass instead
+    of being kept: the same numbers, with the memory of one step.
     """
     n_tasks = X.shape[0] if batched else 1
-    first_grad_norm = None
-    for _ in range(config.steps):
+    names = list(fast)
+
+    def step(*weights):
         if differentiable:
-            grads = _grads(f(fast, X, y).sum(), list(fast.values()), not config.first_order)
+            grads = _grads(f(dict(zip(names, weights)), X, y).sum(), weights,
+                           not config.first_order)
         else:
             with torch.enable_grad():
-                leaves = {k: v.detach().requires_grad_(True) for k, v in fast.items()}
-                grads = _grads(f(leaves, X, y).sum(), list(leaves.values()), False)
-        if first_grad_norm is None:
-            squares = [(g.detach() ** 2).reshape(n_tasks, -1).sum(1) for g in grads]
-            first_grad_norm = torch.sqrt(sum(squares)).reshape(-1 if batched else ())
-        fast = {k: w - _lr_for(config.lr, k) * g for (k, w), g in zip(fast.items(), grads)}
-    if first_grad_norm is None:  # steps == 0
-        dtype = next(iter(fast.values())).dtype
-        first_grad_norm = X.new_zeros(n_tasks if batched else (), dtype=dtype)
-    return fast, first_grad_norm
+                leaves = [w.detach().requires_grad_(True) for w in weights]
+                grads = _grads(f(dict(zip(names, leaves)), X, y).sum(), leaves, False)
+        squares = sum((g.detach() ** 2).reshape(n_tasks, -1).sum(1) for g in grads)
+        new = tuple(w - _lr_for(config.lr, k) * g for k, w, g in zip(names, weights, grads))
+        return new, squares
+
+    checkpointed = differentiable and config.checkpoint and not config.first_order
+    first_squares = None
+    weights = tuple(fast.values())
+    for _ in range(config.steps):
+        if checkpointed:
+            weights, squares = torch.utils.checkpoint.checkpoint(
+                step, *weights, use_reentrant=False
+            )
+        else:
+            weights, squares = step(*weights)
+        if first_squares is None:
+            first_squares = squares
+    if first_squares is None:  # steps == 0
+        dtype = weights[0].dtype
+        first_squares = X.new_zeros(n_tasks, dtype=dtype)
+    first_grad_norm = torch.sqrt(first_squares).reshape(-1 if batched else ())
+    return dict(zip(names, weights)), first_grad_norm
 
 
 def _stacked(params, names, n_tasks):

@@ -84,6 +84,7 @@ class _MAMLBase(BaseMetaEstimator):
         **BaseMetaEstimator._parameter_constraints,
         "meta_lr": [Interval(Real, 0, None, closed="neither")],
         "first_order": ["boolean"],
+        "checkpoint_inner_loop": ["boolean"],
     }
 
     def _second_order(self):
@@ -91,7 +92,8 @@ class _MAMLBase(BaseMetaEstimator):
 
     def _make_meta_update(self, params):
         optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
-        config = _engine.InnerLoop(self.inner_lr, self.inner_steps, self.first_order)
+        config = _engine.InnerLoop(self.inner_lr, self.inner_steps, self.first_order,
+                                   checkpoint=self.checkpoint_inner_loop)
 
         def update(loss, params, buffers, batch, strategy):
             grads, task_losses, norms = _engine.maml_meta_gradient(
@@ -119,7 +121,13 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         + """    meta_lr : float, default=0.001
         Adam learning rate of the meta-update (beta in the papers).
     first_order : bool, default=False
-        Ignore second derivatives in the meta-gradient (FOMAML)."""
+        Ignore second derivatives in the meta-gradient (FOMAML).
+    checkpoint_inner_loop : bool, default=False
+        Second order only: recompute each inner step's graph during the meta-backward
+        pass instead of storing all ``inner_steps`` of them, so memory stops growing
+        with ``inner_steps``, for about one more support forward and backward per
+        step. The meta-gradient is the same (eager strategies; ignored by
+        "+compile")."""
         + _TAIL_PARAMS_DOC.format(meta_batch_size=25, max_iter=1000)
         + """
     Examples
@@ -146,6 +154,7 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         meta_batch_size=25,
         max_iter=1000,
         first_order=False,
+        checkpoint_inner_loop=False,
         strategy="auto",
         device="auto",
         random_state=None,
@@ -161,6 +170,7 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.first_order = first_order
+        self.checkpoint_inner_loop = checkpoint_inner_loop
         self.strategy = strategy
         self.device = device
         self.random_state = random_state
@@ -183,7 +193,13 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         + """    meta_lr : float, default=0.001
         Adam learning rate of the meta-update.
     first_order : bool, default=False
-        Ignore second derivatives in the meta-gradient (FOMAML)."""
+        Ignore second derivatives in the meta-gradient (FOMAML).
+    checkpoint_inner_loop : bool, default=False
+        Second order only: recompute each inner step's graph during the meta-backward
+        pass instead of storing all ``inner_steps`` of them, so memory stops growing
+        with ``inner_steps``, for about one more support forward and backward per
+        step. The meta-gradient is the same (eager strategies; ignored by
+        "+compile")."""
         + _TAIL_PARAMS_DOC.format(meta_batch_size=32, max_iter=1000)
         + """    n_way_ : int
         Number of output units (classes per task at meta-training).
@@ -217,6 +233,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         meta_batch_size=32,
         max_iter=1000,
         first_order=False,
+        checkpoint_inner_loop=False,
         strategy="auto",
         device="auto",
         random_state=None,
@@ -232,6 +249,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.first_order = first_order
+        self.checkpoint_inner_loop = checkpoint_inner_loop
         self.strategy = strategy
         self.device = device
         self.random_state = random_state

@@ -108,6 +108,31 @@ def test_second_order_meta_gradient_matches_plain_loop_and_finite_differences(
     assert task_losses.shape == (4,) and norms.shape == (4,)
 
 
+@pytest.mark.parametrize("strategy", ["vmap", "loop"])
+@pytest.mark.parametrize("problem", ["mlp", "conv"])
+def test_checkpointed_inner_loop_gives_the_same_meta_gradient(float64, strategy, problem):
+    """Recomputing inner steps in the backward pass changes no number."""
+    if problem == "mlp":
+        net, params, batch = mlp_problem(seed=2)
+        loss_fn, lr = F.mse_loss, 0.1
+    else:
+        net, params, batch = conv_problem(BatchNorm2d(3))
+        loss_fn, lr = F.cross_entropy, 0.5
+    loss = _engine.make_loss(net, loss_fn)
+    config = _engine.InnerLoop(lr=lr, steps=3, checkpoint=True)
+    grads, task_losses, norms = _engine.maml_meta_gradient(
+        loss, params, {}, batch, config, strategy
+    )
+    oracle = plain_meta_gradient(net, params, batch, lr, 3, False, loss_fn)
+    assert max_diff(grads, oracle) < 1e-10
+    plain = _engine.InnerLoop(lr=lr, steps=3)
+    _, plain_losses, plain_norms = _engine.maml_meta_gradient(
+        loss, params, {}, batch, plain, strategy
+    )
+    torch.testing.assert_close(task_losses, plain_losses)
+    torch.testing.assert_close(norms, plain_norms)
+
+
 @pytest.mark.parametrize("steps", [1, 3])
 @pytest.mark.parametrize("strategy", ["vmap", "loop"])
 def test_first_order_meta_gradient_matches_plain_loop(float64, steps, strategy):

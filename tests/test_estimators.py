@@ -208,6 +208,16 @@ def test_auto_strategy_follows_the_meta_batch_size(cls, sinusoid):
     assert quick(cls, max_iter=2, meta_batch_size=4).meta_fit(sinusoid).strategy_ == "vmap"
 
 
+@pytest.mark.parametrize("strategy", ["vmap", "loop"])
+def test_checkpointed_inner_loop_learns_the_same_initialisation(strategy, sinusoid):
+    kwargs = dict(max_iter=3, meta_batch_size=4, inner_steps=3, strategy=strategy)
+    plain = quick(MAMLRegressor, **kwargs).meta_fit(sinusoid)
+    checkpointed = quick(MAMLRegressor, checkpoint_inner_loop=True, **kwargs)
+    checkpointed.meta_fit(sinusoid)
+    for name, value in plain.meta_params_.items():
+        torch.testing.assert_close(checkpointed.meta_params_[name], value)
+
+
 def test_pretraining_refuses_compiled_strategies(sinusoid):
     with pytest.raises(ValueError, match="strategy"):
         quick(PretrainedRegressor, strategy="vmap+compile").meta_fit(sinusoid)
