@@ -15,8 +15,8 @@ textbook per-task loop and against finite differences):
     with each task's weights stacked along a leading dimension, and every gradient is
     taken by plain :func:`torch.autograd.grad` on the sum of the per-task losses (the
     tasks are independent, so that gradient is each task's own). Fast for small
-    networks, where a per-task Python loop is dominated by overhead, and about twice
-    as fast as ``grad`` of ``vmap`` of ``grad`` (functorch's nested transforms).
+    networks, where a per-task Python loop is dominated by overhead, and 1.3-1.7x as
+    fast as ``grad`` of ``vmap`` of ``grad`` (functorch's nested transforms).
 ``"loop"``
     a Python loop over tasks with ``torch.autograd.grad(create_graph=True)``, that
     accumulates per-task meta-gradients. Faster for convolutional networks on the CPU
@@ -208,7 +208,7 @@ def _adapt(f, fast, X, y, config, differentiable, batched=True):
     n_tasks = X.shape[0] if batched else 1
     names = list(fast)
 
-    def step(*weights):
+    def step(want_norm, *weights):
         if differentiable:
             grads = _grads(f(dict(zip(names, weights)), X, y).sum(), weights,
                            not config.first_order)
@@ -216,21 +216,23 @@ def _adapt(f, fast, X, y, config, differentiable, batched=True):
             with torch.enable_grad():
                 leaves = [w.detach().requires_grad_(True) for w in weights]
                 grads = _grads(f(dict(zip(names, leaves)), X, y).sum(), leaves, False)
-        squares = sum((g.detach() ** 2).reshape(n_tasks, -1).sum(1) for g in grads)
+        # only the first step's gradient norm is recorded (meta_history_)
+        squares = (sum((g.detach() ** 2).reshape(n_tasks, -1).sum(1) for g in grads)
+                   if want_norm else None)
         new = tuple(w - _lr_for(config.lr, k) * g for k, w, g in zip(names, weights, grads))
         return new, squares
 
     checkpointed = differentiable and config.checkpoint and not config.first_order
     first_squares = None
     weights = tuple(fast.values())
-    for _ in range(config.steps):
+    for i in range(config.steps):
         if checkpointed:
             weights, squares = torch.utils.checkpoint.checkpoint(
-                step, *weights, use_reentrant=False
+                step, i == 0, *weights, use_reentrant=False
             )
         else:
-            weights, squares = step(*weights)
-        if first_squares is None:
+            weights, squares = step(i == 0, *weights)
+        if i == 0:
             first_squares = squares
     if first_squares is None:  # steps == 0
         dtype = weights[0].dtype

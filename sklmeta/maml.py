@@ -29,6 +29,15 @@ _COMMON_PARAMS_DOC = """
         paper meta-trains with one step and evaluates after 1, 5 and 10.
 """
 
+_MAML_PARAMS_DOC = """    first_order : bool, default=False
+        Ignore second derivatives in the meta-gradient (FOMAML).
+    checkpoint_inner_loop : bool, default=False
+        Second order only: recompute each inner step's graph during the meta-backward
+        pass instead of storing all ``inner_steps`` of them, so memory stops growing
+        with ``inner_steps``, for about one more support forward and backward per
+        step. The meta-gradient is the same (eager strategies; ignored by
+        "+compile")."""
+
 _TAIL_PARAMS_DOC = """
     meta_batch_size : int, default={meta_batch_size}
         Tasks per meta-iteration.
@@ -120,14 +129,8 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         + _COMMON_PARAMS_DOC.format(inner_lr=0.01, inner_steps=1)
         + """    meta_lr : float, default=0.001
         Adam learning rate of the meta-update (beta in the papers).
-    first_order : bool, default=False
-        Ignore second derivatives in the meta-gradient (FOMAML).
-    checkpoint_inner_loop : bool, default=False
-        Second order only: recompute each inner step's graph during the meta-backward
-        pass instead of storing all ``inner_steps`` of them, so memory stops growing
-        with ``inner_steps``, for about one more support forward and backward per
-        step. The meta-gradient is the same (eager strategies; ignored by
-        "+compile")."""
+"""
+        + _MAML_PARAMS_DOC
         + _TAIL_PARAMS_DOC.format(meta_batch_size=25, max_iter=1000)
         + """
     Examples
@@ -192,14 +195,8 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         + _COMMON_PARAMS_DOC.format(inner_lr=0.4, inner_steps=1)
         + """    meta_lr : float, default=0.001
         Adam learning rate of the meta-update.
-    first_order : bool, default=False
-        Ignore second derivatives in the meta-gradient (FOMAML).
-    checkpoint_inner_loop : bool, default=False
-        Second order only: recompute each inner step's graph during the meta-backward
-        pass instead of storing all ``inner_steps`` of them, so memory stops growing
-        with ``inner_steps``, for about one more support forward and backward per
-        step. The meta-gradient is the same (eager strategies; ignored by
-        "+compile")."""
+"""
+        + _MAML_PARAMS_DOC
         + _TAIL_PARAMS_DOC.format(meta_batch_size=32, max_iter=1000)
         + """    n_way_ : int
         Number of output units (classes per task at meta-training).
