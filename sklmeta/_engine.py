@@ -44,8 +44,11 @@ import torch
 import torch.utils.checkpoint
 from torch.func import functional_call, grad, vmap
 
+from . import networks
+
 __all__ = [
     "InnerLoop",
+    "TaskLoss",
     "make_loss",
     "inner_loop",
     "maml_meta_gradient",
@@ -88,13 +91,65 @@ class InnerLoop:
     checkpoint: bool = False
 
 
-def make_loss(module, loss_fn):
-    """Return ``loss(params, buffers, X, y)``: ``loss_fn`` of the module's output."""
+class TaskLoss:
+    """A network's loss on a task's data, and how the network normalises query data.
 
-    def loss(params, buffers, X, y):
-        return loss_fn(functional_call(module, (params, buffers), (X,)), y)
+    ``loss(params, buffers, X, y)`` is ``loss_fn`` of the module's output on one set of
+    examples (normalised with that set's own BatchNorm statistics): the support loss
+    of the inner loop. :meth:`query` is the loss on the query set as the estimators
+    predict it: with ``batch_norm_stats="support"`` (and BatchNorm layers of
+    :mod:`sklmeta.networks`), query examples are normalised with the support set's
+    statistics; with ``"transductive"``, with the query batch's own.
 
-    return loss
+    Parameters
+    ----------
+    module : torch.nn.Module
+    loss_fn : callable
+        ``loss_fn(output, y) -> scalar``.
+    batch_norm_stats : {"transductive", "support"}, default="transductive"
+    """
+
+    def __init__(self, module, loss_fn, batch_norm_stats="transductive"):
+        if batch_norm_stats not in ("transductive", "support"):
+            raise ValueError(
+                "batch_norm_stats must be 'transductive' or 'support', got "
+                f"{batch_norm_stats!r}."
+            )
+        if batch_norm_stats == "support" and has_builtin_batchnorm(module):
+            raise ValueError(
+                "batch_norm_stats='support' needs the BatchNorm layers of sklmeta.networks; "
+                "convert torch.nn.BatchNorm layers with sklmeta.networks.convert_batchnorm."
+            )
+        self.module = module
+        self.loss_fn = loss_fn
+        self.batch_norm_stats = batch_norm_stats
+        self.support_statistics = (
+            batch_norm_stats == "support" and networks.uses_reference_rows(module)
+        )
+
+    def __call__(self, params, buffers, X, y):
+        return self.loss_fn(functional_call(self.module, (params, buffers), (X,)), y)
+
+    def query(self, params, buffers, X_support, X_query, y_query):
+        """Loss on the query set after adaptation, normalised as at prediction."""
+        if not self.support_statistics:
+            return self(params, buffers, X_query, y_query)
+        out = networks.forward_with_reference(self.module, params, buffers, X_query, X_support)
+        return self.loss_fn(out, y_query)
+
+    def pooled(self, params, buffers, X_support, y_support, X_query, y_query):
+        """Loss on a task's support and query sets together (joint pre-training)."""
+        X = torch.cat([X_support, X_query])
+        y = torch.cat([y_support, y_query])
+        if not self.support_statistics:
+            return self(params, buffers, X, y)
+        with networks.reference_rows(X_support.shape[0]):
+            return self(params, buffers, X, y)
+
+
+def make_loss(module, loss_fn, batch_norm_stats="transductive"):
+    """Return a :class:`TaskLoss`: ``loss(params, buffers, X, y)`` and its ``query`` form."""
+    return TaskLoss(module, loss_fn, batch_norm_stats)
 
 
 def inner_loop(loss, params, buffers, X, y, config):
@@ -102,8 +157,8 @@ def inner_loop(loss, params, buffers, X, y, config):
 
     Parameters
     ----------
-    loss : callable
-        ``loss(params, buffers, X, y) -> scalar`` as made by :func:`make_loss`.
+    loss : TaskLoss
+        As made by :func:`make_loss`.
     params, buffers : dict of str to Tensor
         Starting parameters (the meta-learned initialisation) and module buffers.
     X, y : Tensor
@@ -148,7 +203,7 @@ def _lr_for(lr, name):
 def _maml_task_objective(loss, config):
     def objective(params, buffers, Xs, ys, Xq, yq):
         adapted, norm = inner_loop(loss, params, buffers, Xs, ys, config)
-        query_loss = loss(adapted, buffers, Xq, yq)
+        query_loss = loss.query(adapted, buffers, Xs, Xq, yq)
         return query_loss, (query_loss.detach(), norm)
 
     return objective
@@ -187,6 +242,15 @@ def _batched_loss(loss, frozen, buffers):
     ``f(...).sum()``, which is each task's gradient because tasks share no weights.
     """
     return vmap(_task_loss(loss, frozen, buffers))
+
+
+def _batched_query_loss(loss, frozen, buffers):
+    """``f(fast, Xs, Xq, yq) -> [n_tasks]``: each task's query loss (:meth:`TaskLoss.query`)."""
+
+    def task_query_loss(fast, Xs, Xq, yq):
+        return loss.query({**frozen, **fast}, buffers, Xs, Xq, yq)
+
+    return vmap(task_query_loss)
 
 
 def _grads(output, inputs, create_graph):
@@ -254,7 +318,7 @@ def _batched_meta_gradient(loss, params, buffers, batch, config):
         f = _batched_loss(loss, frozen, buffers)
         fast = _stacked(leaves, names, Xs.shape[0])
         adapted, norms = _adapt(f, fast, Xs, ys, config, differentiable=True)
-        query_losses = f(adapted, Xq, yq)
+        query_losses = _batched_query_loss(loss, frozen, buffers)(adapted, Xs, Xq, yq)
         grads = _grads(query_losses.mean(), list(leaves.values()), False)
     return dict(zip(leaves, grads)), query_losses.detach(), norms
 
@@ -331,7 +395,7 @@ def _loop_meta_gradient(loss, params, buffers, batch, config):
         f = _task_loss(loss, frozen, buffers)
         fast = {k: p[k] for k in names}
         adapted, norm = _adapt(f, fast, Xs, ys, config, differentiable=True, batched=False)
-        query_loss = f(adapted, Xq, yq)
+        query_loss = loss.query({**frozen, **adapted}, buffers, Xs, Xq, yq)
         grads = _grads(query_loss, list(p.values()), False)
         return dict(zip(p, grads)), (query_loss.detach(), norm)
 
@@ -388,7 +452,7 @@ def _reptile_task_fn(loss, config):
     def task_update(p, b, Xs, ys, Xq, yq):
         adapted, norm = inner_loop(loss, p, b, Xs, ys, config)
         delta = {k: adapted[k] - p[k] for k in p}
-        return delta, loss(adapted, b, Xq, yq), norm
+        return delta, loss.query(adapted, b, Xs, Xq, yq), norm
 
     return task_update
 
@@ -437,7 +501,7 @@ def reptile_direction(loss, params, buffers, batch, config, strategy="vmap"):
             adapted, norms = _adapt(
                 f, _stacked(params, names, n_tasks), Xs, ys, config, differentiable=False
             )
-            task_losses = f(adapted, Xq, yq)
+            task_losses = _batched_query_loss(loss, frozen, buffers)(adapted, Xs, Xq, yq)
             direction = {
                 k: (adapted[k] - params[k]).mean(0) if k in adapted else torch.zeros_like(v)
                 for k, v in params.items()
@@ -451,7 +515,7 @@ def reptile_direction(loss, params, buffers, batch, config, strategy="vmap"):
             adapted, norm = _adapt(f, fast, Xs[t], ys[t], config, False, batched=False)
             for k in adapted:
                 total[k].add_(adapted[k] - params[k])
-            task_losses.append(f(adapted, Xq[t], yq[t]))
+            task_losses.append(loss.query({**frozen, **adapted}, buffers, Xs[t], Xq[t], yq[t]))
             norms.append(norm)
         direction = {k: v / n_tasks for k, v in total.items()}
         return direction, torch.stack(task_losses), torch.stack(norms)
@@ -470,14 +534,11 @@ def pooled_gradient(loss, params, buffers, batch, strategy="vmap"):
     """
     if strategy not in ("vmap", "loop"):
         raise ValueError(f"strategy must be 'vmap' or 'loop', got {strategy!r}.")
-    Xs, ys, Xq, yq = batch
-    X = torch.cat([Xs, Xq], dim=1)
-    y = torch.cat([ys, yq], dim=1)
-
     def task_losses(p):
         if strategy == "vmap":
-            return vmap(loss, in_dims=(None, None, 0, 0))(p, buffers, X, y)
-        return torch.stack([loss(p, buffers, X[t], y[t]) for t in range(X.shape[0])])
+            return vmap(loss.pooled, in_dims=(None, None, 0, 0, 0, 0))(p, buffers, *batch)
+        return torch.stack([loss.pooled(p, buffers, *(b[t] for b in batch))
+                            for t in range(batch[0].shape[0])])
 
     if _autograd_ok(params):
         with torch.enable_grad():

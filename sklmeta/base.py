@@ -27,35 +27,56 @@ from sklearn.utils.validation import check_array, column_or_1d
 
 from . import _engine
 from ._device import resolve_device
-from .networks import MLP, Conv4
+from .networks import MLP, Conv4, convert_batchnorm, forward, uses_reference_rows
 from .tasks import TaskBatch, TaskSequence
 from .tasks._base import Task, as_rng
 
 __all__ = ["BaseMetaEstimator", "MetaRegressorMixin", "MetaClassifierMixin"]
 
 
+def _is_array_like(obj):
+    """Whether ``obj`` is data (an array, a DataFrame or Series, a tensor...), not tasks.
+
+    pandas and polars objects have a ``sample`` method of their own, so having one
+    does not make an object a task distribution.
+    """
+    return (
+        isinstance(obj, (np.ndarray, str, bytes, torch.Tensor))
+        or hasattr(obj, "__array__")
+        or hasattr(obj, "__array_namespace__")
+        or hasattr(obj, "__dataframe__")
+        or hasattr(obj, "iloc")
+    )
+
+
+def _is_task_distribution(obj):
+    return callable(getattr(obj, "sample", None)) and not _is_array_like(obj)
+
+
+def _is_task_list(obj):
+    return isinstance(obj, (list, tuple)) and len(obj) > 0 and all(isinstance(t, Task) for t in obj)
+
+
 def _as_task_source(tasks):
     """A task distribution (has ``sample``), or a finite sequence of tasks wrapped as one."""
-    if hasattr(tasks, "sample") and callable(tasks.sample):
-        return tasks
-    if isinstance(tasks, TaskBatch) or (
-        isinstance(tasks, (list, tuple)) and tasks and all(isinstance(t, Task) for t in tasks)
-    ):
+    if isinstance(tasks, TaskBatch) or _is_task_list(tasks):
         return TaskSequence(tasks)
+    if _is_task_distribution(tasks):
+        return tasks
+    hint = (
+        " To adapt to a support set (X, y), call adapt(X, y) or fit(X, y)."
+        if _is_array_like(tasks) else ""
+    )
     raise TypeError(
         "tasks must be a task distribution (an object with a "
         "sample(n_tasks, random_state) method, e.g. sklmeta.tasks.SinusoidTasks), a "
         "TaskBatch, or a non-empty list of sklmeta.tasks.Task; got "
-        f"{type(tasks).__name__}."
+        f"{type(tasks).__name__}.{hint}"
     )
 
 
 def _is_task_collection(X):
-    return (
-        isinstance(X, TaskBatch)
-        or (hasattr(X, "sample") and callable(X.sample) and not isinstance(X, np.ndarray))
-        or (isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(t, Task) for t in X))
-    )
+    return isinstance(X, TaskBatch) or _is_task_list(X) or _is_task_distribution(X)
 
 
 def _as_finite_tasks(X):
@@ -67,30 +88,62 @@ def _as_finite_tasks(X):
     )
 
 
+def _as_tensor(array, dtype=None, device=None):
+    """``torch.as_tensor`` of array-like data, copying what torch cannot share.
+
+    torch refuses negative strides (``X[::-1]``) and warns on read-only arrays
+    (joblib memmaps, pandas copy-on-write columns).
+    """
+    array = np.asarray(array)
+    if not array.flags.writeable or any(stride < 0 for stride in array.strides):
+        array = np.array(array)
+    return torch.as_tensor(array, dtype=dtype, device=device)
+
+
 def _to_input_tensor(X, input_shape, device, dtype, n_lead=1):
     """Array of examples -> tensor ``[*lead, *input_shape]`` (flattened images are reshaped)."""
-    X = np.asarray(X)
-    if not X.flags.writeable:  # torch warns on read-only arrays (e.g. from joblib memmaps)
-        X = X.copy()
-    X = torch.as_tensor(X)
+    X = _as_tensor(X)
     return X.reshape(*X.shape[:n_lead], *input_shape).to(device=device, dtype=dtype)
 
 
 def _configure_for_engine(module):
     """Put a module copy into the state the engine assumes.
 
-    Dropout and other train-time randomness are off (eval mode); BatchNorm layers use
-    the current batch's statistics and never update running statistics, the
-    convention of the reference MAML implementation. Updating running statistics in
-    place is not possible inside ``torch.func`` transforms, and would make the
+    Dropout and other train-time randomness are off (eval mode). torch's
+    ``BatchNorm1d``/``BatchNorm2d`` layers become those of :mod:`sklmeta.networks`
+    (same parameters), which normalise with the support set's statistics or the
+    current batch's (``batch_norm_stats``) and keep no running statistics: updating
+    them in place is not possible inside ``torch.func`` transforms, and would make the
     initialisation depend on the last meta-batch seen.
     """
     module.eval()
+    convert_batchnorm(module)
     for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):  # BatchNorm3d
             m.train()
             m.track_running_stats = False
     return module
+
+
+def _prediction_dtype(input_dtype, params, device):
+    """The floating-point type predictions are computed and returned in.
+
+    As scikit-learn's MLP: float32 inputs give float32 outputs and float64 inputs
+    float64 outputs. The learned float32 weights are exact in float64, so a float64
+    prediction is the same function computed more precisely, and each row's result is
+    then independent of the batch it is computed in to float64 rounding (float32
+    matrix-product kernels sum in other orders for other batch sizes and CPUs). A
+    float64 network always predicts in float64; MPS devices have no float64.
+    """
+    dtype = torch.promote_types(
+        torch.float64 if input_dtype == np.float64 else torch.float32,
+        next(iter(params.values())).dtype,
+    )
+    return torch.float32 if device.type == "mps" else dtype
+
+
+def _cast_float(tensor, device, dtype):
+    return tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
 
 
 class BaseMetaEstimator(BaseEstimator):
@@ -111,6 +164,7 @@ class BaseMetaEstimator(BaseEstimator):
         "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "strategy": [StrOptions({"auto", "vmap", "loop", "vmap+compile", "loop+compile"})],
+        "batch_norm_stats": [StrOptions({"support", "transductive"})],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -167,7 +221,7 @@ class BaseMetaEstimator(BaseEstimator):
         )
         params = {k: v.detach().to(device).clone() for k, v in params.items()}
         buffers = {k: v.to(device) for k, v in buffers.items()}
-        loss = _engine.make_loss(module, self._loss_fn(None))
+        loss = _engine.make_loss(module, self._loss_fn(None), self.batch_norm_stats)
         update = self._make_meta_update(params)
 
         losses = torch.zeros(self.max_iter, device=device)
@@ -218,7 +272,7 @@ class BaseMetaEstimator(BaseEstimator):
         history["wall_time"] += (wall[:done] + offset).tolist()
 
         # commit the new state in one place, so a failure above leaves self untouched
-        for name in ("adapted_params_", "classes_", "n_features_in_"):
+        for name in ("adapted_params_", "support_inputs_", "classes_", "n_features_in_"):
             self.__dict__.pop(name, None)
         self.module_ = module.cpu()
         self.meta_params_ = {k: v.detach().cpu() for k, v in params.items()}
@@ -391,6 +445,12 @@ class BaseMetaEstimator(BaseEstimator):
             self.module_, self.buffers_, self.input_shape_ = module, buffers, input_shape
             self._set_target_info(self._unfitted_target_info(target_state))
         self.adapted_params_ = {k: v.detach().cpu() for k, v in adapted.items()}
+        # BatchNorm layers normalise what is predicted with the support set's statistics
+        # (in the input's precision, as predictions are computed: _prediction_dtype)
+        self.support_inputs_ = (
+            _to_input_tensor(X, input_shape, "cpu", _as_tensor(X[:0]).dtype)
+            if uses_reference_rows(module) else None
+        )
         self.n_features_in_ = int(np.prod(X.shape[1:]))
         self._set_adapted_targets(target_state)
         return self
@@ -492,12 +552,15 @@ class BaseMetaEstimator(BaseEstimator):
             )
         X = self._validate_X(X, reset=False)
         device = resolve_device(self.device)
-        dtype = next(iter(self.adapted_params_.values())).dtype
+        dtype = _prediction_dtype(X.dtype, self.adapted_params_, device)
         X_t = _to_input_tensor(X, self.input_shape_, device, dtype)
-        params = {k: v.to(device) for k, v in self.adapted_params_.items()}
-        buffers = {k: v.to(device) for k, v in self.buffers_.items()}
+        params = {k: _cast_float(v, device, dtype) for k, v in self.adapted_params_.items()}
+        buffers = {k: _cast_float(v, device, dtype) for k, v in self.buffers_.items()}
+        reference = None
+        if self.batch_norm_stats == "support" and getattr(self, "support_inputs_", None) is not None:
+            reference = self.support_inputs_.to(device=device, dtype=dtype)
         with torch.no_grad():
-            out = torch.func.functional_call(self.module_, (params, buffers), (X_t,))
+            out = forward(self.module_, params, buffers, X_t, X_reference=reference)
         return out.cpu()
 
     def __getstate__(self):
@@ -592,7 +655,7 @@ class MetaRegressorMixin(_TaskScoreMixin):
         self.n_outputs_ = info
 
     def _to_target_tensor(self, y, device, dtype, batched=False):
-        y = torch.as_tensor(np.asarray(y), dtype=dtype)
+        y = _as_tensor(y, dtype=dtype)
         if y.ndim == (2 if batched else 1):
             y = y.unsqueeze(-1)
         return y.to(device)
@@ -632,8 +695,13 @@ class MetaRegressorMixin(_TaskScoreMixin):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            float32 for float32 ``X``, float64 otherwise: the network's float32
+            weights are applied in the input's precision, as scikit-learn's MLP
+            does. A row's prediction does not depend on the other rows predicted with
+            it, up to that precision's rounding (matrix-product kernels sum in other
+            orders for other batch sizes and on other CPUs).
         """
-        out = self._forward(X).numpy().astype(np.float64)
+        out = self._forward(X).numpy()
         return out[:, 0] if self._y_ndim == 1 else out
 
 
@@ -693,7 +761,7 @@ class MetaClassifierMixin(_TaskScoreMixin):
         self.n_way_ = info
 
     def _to_target_tensor(self, y, device, dtype, batched=False):
-        return torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device)
+        return _as_tensor(y, dtype=torch.int64).to(device)
 
     def _validate_adapt_targets(self, y, n_samples):
         y = np.asarray(y)
@@ -718,7 +786,7 @@ class MetaClassifierMixin(_TaskScoreMixin):
         return len(target_state["classes"])
 
     def _encode_targets(self, y, target_state, device, dtype):
-        return torch.as_tensor(y, dtype=torch.int64, device=device)
+        return _as_tensor(y, dtype=torch.int64, device=device)
 
     def _set_adapted_targets(self, target_state):
         self.classes_ = target_state["classes"]
@@ -727,8 +795,13 @@ class MetaClassifierMixin(_TaskScoreMixin):
         return self._forward(X)[:, : len(self.classes_)]
 
     def predict_proba(self, X):
-        """Class probabilities of the adapted model, columns ordered as ``classes_``."""
-        return torch.softmax(self._logits(X).double(), dim=1).numpy()
+        """Class probabilities of the adapted model, columns ordered as ``classes_``.
+
+        float32 for float32 ``X``, float64 otherwise (computed in that precision).
+        """
+        logits = self._logits(X)
+        # softmax in float64, then back: rows sum to one to the output type's precision
+        return torch.softmax(logits.double(), dim=1).to(logits.dtype).numpy()
 
     def predict(self, X):
         """Predict class labels (the labels given at ``adapt``)."""
@@ -741,5 +814,5 @@ class MetaClassifierMixin(_TaskScoreMixin):
         With two classes, scikit-learn's convention: one score per sample, positive
         for ``classes_[1]``.
         """
-        logits = self._logits(X).double().numpy()
+        logits = self._logits(X).numpy()
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits

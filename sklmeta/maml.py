@@ -16,8 +16,8 @@ _COMMON_PARAMS_DOC = """
         The network. It is copied, never modified; its parameter values are the
         starting point of meta-training. None builds the default: an MLP with
         ``hidden_layer_sizes`` for vector inputs, the 4-layer conv net of the MAML
-        paper (:class:`sklmeta.networks.Conv4`) for image inputs. BatchNorm layers use
-        the current batch's statistics (see :mod:`sklmeta.networks`).
+        paper (:class:`sklmeta.networks.Conv4`) for image inputs. For BatchNorm
+        layers see ``batch_norm_stats``.
     hidden_layer_sizes : tuple of int, default=(40, 40)
         Hidden layers of the default MLP (ignored when ``module`` is given).
     inner_lr : float, default={inner_lr}
@@ -53,6 +53,16 @@ default="auto"
         on the first iteration (tens of seconds), then run several times faster:
         worth it for long meta-training (``docs/performance.md``); the pre-training
         baselines do not take them. Results are identical up to rounding.
+    batch_norm_stats : {{"support", "transductive"}}, default="support"
+        Which statistics BatchNorm layers normalise query examples with, at
+        meta-training and at prediction alike. "support": the task's support set's
+        (the support set itself is normalised with its own), so a prediction depends
+        on the support set and on the example only, never on the other examples
+        predicted with it. "transductive": the query batch's own, the convention of the
+        reference MAML code and of the papers' Omniglot numbers; predict a task's
+        query set in one call then. torch's ``BatchNorm1d``/``BatchNorm2d`` layers in
+        ``module`` become :class:`sklmeta.networks.BatchNorm1d`/``2d`` (same
+        parameters, no running statistics). No effect on networks without BatchNorm.
     device : str or torch.device, default="auto"
         "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N" or "mps".
         Fitted tensors are kept on the CPU, so a pickle loads anywhere.
@@ -79,6 +89,9 @@ default="auto"
         Meta-iterations run so far.
     strategy_ : str
         The strategy used.
+    support_inputs_ : torch.Tensor or None
+        The support inputs of the last :meth:`adapt`, kept when the network has
+        BatchNorm layers: their statistics normalise what is predicted.
     meta_interrupted_ : bool
         Whether the last ``meta_fit`` was stopped by KeyboardInterrupt.
     input_shape_ : tuple of int
@@ -159,6 +172,7 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         first_order=False,
         checkpoint_inner_loop=False,
         strategy="auto",
+        batch_norm_stats="support",
         device="auto",
         random_state=None,
         verbose=0,
@@ -175,6 +189,7 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         self.first_order = first_order
         self.checkpoint_inner_loop = checkpoint_inner_loop
         self.strategy = strategy
+        self.batch_norm_stats = batch_norm_stats
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -232,6 +247,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         first_order=False,
         checkpoint_inner_loop=False,
         strategy="auto",
+        batch_norm_stats="support",
         device="auto",
         random_state=None,
         verbose=0,
@@ -248,6 +264,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         self.first_order = first_order
         self.checkpoint_inner_loop = checkpoint_inner_loop
         self.strategy = strategy
+        self.batch_norm_stats = batch_norm_stats
         self.device = device
         self.random_state = random_state
         self.verbose = verbose

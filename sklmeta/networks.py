@@ -6,11 +6,14 @@ only the defaults. The engine calls modules functionally
 only as the starting point of meta-training.
 """
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
-__all__ = ["MLP", "Conv4", "BatchNorm2d"]
+__all__ = ["MLP", "Conv4", "BatchNorm1d", "BatchNorm2d", "reference_rows", "convert_batchnorm"]
 
 
 class MLP(nn.Sequential):
@@ -57,17 +60,137 @@ def _plain_autograd():
     )
 
 
-class BatchNorm2d(nn.Module):
-    """Batch normalisation from primitive ops, always with the current batch's statistics.
+# How many leading rows of its input a normalisation layer takes its statistics from
+# (None: all of them). Set only by :func:`reference_rows`; read by the layers. A
+# module-level value rather than a forward argument, so that any network containing
+# the layers (a user's ``nn.Sequential`` too) works unchanged.
+_REFERENCE_ROWS = None
 
-    This is the convention of the reference MAML implementation: during adaptation the
-    support batch is normalised with its own statistics, at prediction time the query
-    batch with its own (transductive). No running statistics are kept.
+
+@contextlib.contextmanager
+def reference_rows(n_rows):
+    """Within the block, :class:`BatchNorm1d`/:class:`BatchNorm2d` layers normalise every
+    row of their input with the statistics of its first ``n_rows`` rows.
+
+    The engine and the estimators call a network on ``[support; query]`` with
+    ``n_rows`` the size of the support set: query rows are normalised with the support
+    set's statistics, so a query row's output depends on the support set and on
+    itself only, never on the other query rows.
+    """
+    global _REFERENCE_ROWS
+    previous, _REFERENCE_ROWS = _REFERENCE_ROWS, int(n_rows)
+    try:
+        yield
+    finally:
+        _REFERENCE_ROWS = previous
+
+
+class _BatchNorm(nn.Module):
+    """Batch normalisation without running statistics, exact under ``torch.func``.
+
+    Statistics are those of the current batch, or, inside :func:`reference_rows`, of
+    its leading reference rows (the support set), which then normalise the other rows
+    too. Outside ``torch.func`` transforms the batch's own normalisation uses torch's
+    fused kernel; inside them, primitive ops, whose nested gradients are exact.
+    """
+
+    _input_ndim = None  # set by subclasses: the dimensions of one batch of inputs
+
+    def __init__(self, num_features, eps=1e-5, affine=True):
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    @classmethod
+    def from_builtin(cls, layer):
+        """The same layer as a torch ``nn.BatchNorm1d``/``2d``, sharing its parameters."""
+        new = cls(layer.num_features, eps=layer.eps, affine=layer.affine)
+        if layer.affine:
+            new.weight, new.bias = layer.weight, layer.bias
+        return new
+
+    def _stat_dims(self, x):
+        if x.dim() not in self._input_ndim:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs with {' or '.join(map(str, self._input_ndim))} "
+                f"dimensions, got shape {tuple(x.shape)}."
+            )
+        return (0,) + tuple(range(2, x.dim()))
+
+    def _affine_of(self, mean, var, ndim):
+        """``scale``, ``shift`` with ``normalised = x * scale + shift``, broadcastable."""
+        scale = torch.rsqrt(var + self.eps)
+        if self.affine:
+            scale = scale * self.weight
+        shift = -mean * scale
+        if self.affine:
+            shift = shift + self.bias
+        shape = (1, -1) + (1,) * (ndim - 2)
+        return scale.reshape(shape), shift.reshape(shape)
+
+    def _own_statistics(self, x):
+        dims = self._stat_dims(x)
+        n_values = x.numel() // max(x.shape[1], 1)
+        if _plain_autograd() and n_values > 1:
+            # torch's fused kernel: ~4x faster on the CPU than the ops below, and its
+            # double backward is exact in plain autograd (the engine's "loop" strategy)
+            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        var, mean = torch.var_mean(x, dim=dims, correction=0)
+        scale, shift = self._affine_of(mean, var, x.dim())
+        return torch.addcmul(shift, x, scale)
+
+    def forward(self, x):
+        n_ref = _REFERENCE_ROWS
+        if n_ref is None or n_ref >= x.shape[0]:
+            return self._own_statistics(x)
+        reference, rest = x[:n_ref], x[n_ref:]
+        var, mean = torch.var_mean(reference, dim=self._stat_dims(x), correction=0)
+        scale, shift = self._affine_of(mean, var, x.dim())
+        return torch.cat([self._own_statistics(reference), torch.addcmul(shift, rest, scale)])
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of ``(n, features)`` or ``(n, channels, length)`` inputs.
+
+    See :class:`BatchNorm2d`; ``torch.nn.BatchNorm1d`` layers of a user's network are
+    turned into this layer by the estimators.
+
+    Parameters
+    ----------
+    num_features : int
+    eps : float, default=1e-5
+    affine : bool, default=True
+    """
+
+    _input_ndim = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of images without running statistics, exact under ``torch.func``.
+
+    Statistics come from the current batch, or from the support set when the network
+    is called inside :func:`reference_rows` (what the estimators do by default:
+    ``batch_norm_stats="support"``): the support set is normalised with its own
+    statistics during adaptation, and every query example with the support set's, so
+    a prediction does not depend on the other examples predicted with it. With
+    ``batch_norm_stats="transductive"`` the query batch is normalised with its own
+    statistics, the convention of the reference MAML implementation.
 
     It exists because the second-order meta-gradient of the built-in
     :class:`torch.nn.BatchNorm2d` under :func:`torch.func.vmap` is wrong in torch 2.x
     (see ``docs/engine.md``); this version is correct under ``vmap`` and is checked
-    against finite differences in the test suite.
+    against finite differences in the test suite. ``torch.nn.BatchNorm2d`` layers of
+    a user's network are turned into this layer by the estimators.
 
     Parameters
     ----------
@@ -75,26 +198,53 @@ class BatchNorm2d(nn.Module):
         Number of channels.
     eps : float, default=1e-5
         Added to the variance for numerical stability.
+    affine : bool, default=True
+        Learn a per-channel scale and shift.
     """
 
-    def __init__(self, num_features, eps=1e-5):
-        super().__init__()
-        self.num_features = num_features
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(num_features))
-        self.bias = nn.Parameter(torch.zeros(num_features))
+    _input_ndim = (4,)
 
-    def forward(self, x):
-        if _plain_autograd():
-            # torch's fused kernel: ~4x faster on the CPU than the ops below, and its
-            # double backward is exact in plain autograd (the engine's "loop" strategy)
-            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        var, mean = torch.var_mean(x, dim=(0, 2, 3), keepdim=True, correction=0)
-        x_hat = (x - mean) * torch.rsqrt(var + self.eps)
-        return x_hat * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
-    def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}"
+def convert_batchnorm(module):
+    """Replace torch's ``nn.BatchNorm1d``/``2d`` layers of ``module`` (in place) by ours.
+
+    The replacements share the original layers' parameters (same names, so state
+    dicts still match) and drop their running statistics, which the estimators never
+    use. Returns ``module``.
+    """
+    kinds = {nn.BatchNorm1d: BatchNorm1d, nn.BatchNorm2d: BatchNorm2d}
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            kind = kinds.get(type(child))
+            if kind is not None:
+                setattr(parent, name, kind.from_builtin(child))
+    return module
+
+
+def uses_reference_rows(module):
+    """Whether ``module`` has layers that :func:`reference_rows` changes (ours)."""
+    return any(isinstance(m, _BatchNorm) for m in module.modules())
+
+
+def forward(module, params, buffers, X, X_reference=None):
+    """``module`` called on ``X`` with ``(params, buffers)``; with ``X_reference``, its
+    BatchNorm layers normalise ``X`` with the statistics of ``X_reference``.
+
+    Without such layers ``X_reference`` changes nothing and is not computed. torch's
+    own BatchNorm layers cannot take reference statistics: :func:`convert_batchnorm`
+    them first.
+    """
+    if X_reference is None or not uses_reference_rows(module):
+        return functional_call(module, (params, buffers), (X,))
+    return forward_with_reference(module, params, buffers, X, X_reference)
+
+
+def forward_with_reference(module, params, buffers, X, X_reference):
+    """:func:`forward` for a module known to use reference rows (no checks: hot path)."""
+    n_ref = X_reference.shape[0]
+    with reference_rows(n_ref):
+        out = functional_call(module, (params, buffers), (torch.cat([X_reference, X]),))
+    return out[n_ref:]
 
 
 class Conv4(nn.Module):

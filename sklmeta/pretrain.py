@@ -86,6 +86,7 @@ class PretrainedRegressor(MetaRegressorMixin, RegressorMixin, _PretrainBase):
         meta_batch_size=25,
         max_iter=1000,
         strategy="auto",
+        batch_norm_stats="support",
         device="auto",
         random_state=None,
         verbose=0,
@@ -100,6 +101,7 @@ class PretrainedRegressor(MetaRegressorMixin, RegressorMixin, _PretrainBase):
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.strategy = strategy
+        self.batch_norm_stats = batch_norm_stats
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -140,6 +142,7 @@ class PretrainedClassifier(MetaClassifierMixin, ClassifierMixin, _PretrainBase):
         meta_batch_size=32,
         max_iter=1000,
         strategy="auto",
+        batch_norm_stats="support",
         device="auto",
         random_state=None,
         verbose=0,
@@ -154,6 +157,7 @@ class PretrainedClassifier(MetaClassifierMixin, ClassifierMixin, _PretrainBase):
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.strategy = strategy
+        self.batch_norm_stats = batch_norm_stats
         self.device = device
         self.random_state = random_state
         self.verbose = verbose

@@ -77,6 +77,7 @@ class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
         meta_batch_size=5,
         max_iter=1000,
         strategy="auto",
+        batch_norm_stats="support",
         device="auto",
         random_state=None,
         verbose=0,
@@ -91,6 +92,7 @@ class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.strategy = strategy
+        self.batch_norm_stats = batch_norm_stats
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -140,6 +142,7 @@ class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
         meta_batch_size=5,
         max_iter=1000,
         strategy="auto",
+        batch_norm_stats="support",
         device="auto",
         random_state=None,
         verbose=0,
@@ -154,6 +157,7 @@ class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.strategy = strategy
+        self.batch_norm_stats = batch_norm_stats
         self.device = device
         self.random_state = random_state
         self.verbose = verbose

@@ -287,3 +287,36 @@ def test_fetch_reads_an_existing_cache_copied_by_hand(tmp_path):
     data = fetch_omniglot(tmp_path, subsets="background_small2", download_if_missing=False,
                           alphabets=["Tagalog"])
     assert len(data.target_names) == 17
+
+
+def _damage_a_member(source, target):
+    """Copy ``source`` with the compressed bytes of one image overwritten."""
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(".png"))
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start : start + 16] = bytes(range(16))
+    target.write_bytes(bytes(data))
+    return info.filename
+
+
+def test_a_damaged_member_names_the_zip_and_the_member(tmp_path):
+    damaged = tmp_path / SMALL1.name
+    member = _damage_a_member(SMALL1, damaged)
+    with pytest.raises(ValueError, match="damaged") as info:
+        load_omniglot(damaged)
+    assert str(damaged) in str(info.value) and member in str(info.value)
+
+
+def test_a_cache_corrupted_after_download_is_downloaded_again(server, tmp_path):
+    folder = tmp_path / "omniglot"
+    folder.mkdir()
+    _damage_a_member(SMALL1, folder / SMALL1.name)
+    with pytest.raises(OSError, match="corrupt.*download_if_missing=False"):
+        fetch_omniglot(tmp_path, subsets="background_small1", download_if_missing=False)
+    _Handler.requests.clear()
+    with pytest.warns(UserWarning, match="corrupt.*downloading it again"):
+        fetch_omniglot(tmp_path, subsets="background_small1", base_url=server + "/ok/",
+                       alphabets=["Latin"])
+    assert _Handler.requests == ["/ok/images_background_small1.zip"]
+    assert (folder / SMALL1.name).read_bytes() == SMALL1.read_bytes()

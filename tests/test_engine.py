@@ -281,3 +281,115 @@ def test_unknown_strategy_is_an_error():
     loss = _engine.make_loss(net, F.mse_loss)
     with pytest.raises(ValueError, match="strategy"):
         _engine.maml_meta_gradient(loss, params, {}, batch, _engine.InnerLoop(0.1, 1), "bogus")
+
+
+# ------------------------------------------------- query normalised with support statistics
+
+
+def textbook_norm_forward(module, p, X, X_reference):
+    """``TinyConvNet`` written with torch.nn.functional ops only: the BatchNorm statistics
+    of every example come from ``X_reference`` (the support set), as the estimators'
+    default ``batch_norm_stats="support"`` prescribes."""
+
+    def features(x):
+        return F.conv2d(x, p["conv.weight"], p["conv.bias"], padding=1)
+
+    h, h_ref = features(X), features(X_reference)
+    mean = h_ref.mean(dim=(0, 2, 3), keepdim=True)
+    var = ((h_ref - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+    h = (h - mean) / torch.sqrt(var + 1e-5)
+    h = h * p["norm.weight"].view(1, -1, 1, 1) + p["norm.bias"].view(1, -1, 1, 1)
+    return F.linear(F.relu(h).flatten(1), p["head.weight"], p["head.bias"])
+
+
+def textbook_support_stats_meta_loss(module, params, batch, lr, steps):
+    Xs, ys, Xq, yq = batch
+    total = 0.0
+    for t in range(Xs.shape[0]):
+        fast = dict(params)
+        for _ in range(steps):
+            out = textbook_norm_forward(module, fast, Xs[t], Xs[t])
+            g = torch.autograd.grad(F.cross_entropy(out, ys[t]), list(fast.values()),
+                                    create_graph=True)
+            fast = {k: w - lr * gi for (k, w), gi in zip(fast.items(), g)}
+        total = total + F.cross_entropy(textbook_norm_forward(module, fast, Xq[t], Xs[t]), yq[t])
+    return total / Xs.shape[0]
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+@pytest.mark.parametrize("strategy", ["vmap", "loop"])
+def test_support_statistics_meta_gradient_matches_textbook_and_finite_differences(
+    float64, strategy, steps
+):
+    net, params, batch = conv_problem(BatchNorm2d(3), seed=5)
+    loss = _engine.make_loss(net, F.cross_entropy, batch_norm_stats="support")
+    config = _engine.InnerLoop(lr=0.5, steps=steps)
+    grads, task_losses, _ = _engine.maml_meta_gradient(loss, params, {}, batch, config, strategy)
+
+    p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    oracle_loss = textbook_support_stats_meta_loss(net, p, batch, 0.5, steps)
+    oracle = dict(zip(p, torch.autograd.grad(oracle_loss, list(p.values()))))
+    assert max_diff(grads, oracle) < 1e-10
+    assert task_losses.mean().item() == pytest.approx(oracle_loss.item(), rel=1e-12)
+    # and it is another objective than the transductive one
+    transductive = plain_meta_gradient(net, params, batch, 0.5, steps, False, F.cross_entropy)
+    assert max_diff(grads, transductive) > 1e-4
+
+    direction = {k: torch.randn_like(v) for k, v in params.items()}
+    eps = 1e-6
+
+    def at(h):
+        shifted = {k: (v + h * direction[k]).requires_grad_(True) for k, v in params.items()}
+        return textbook_support_stats_meta_loss(net, shifted, batch, 0.5, steps).item()
+
+    fd = (at(eps) - at(-eps)) / (2 * eps)
+    analytic = sum((grads[k] * direction[k]).sum().item() for k in params)
+    assert analytic == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
+def test_support_statistics_in_nested_transforms_reptile_and_pooling(float64):
+    net, params, batch = conv_problem(BatchNorm2d(3), seed=6)
+    loss = _engine.make_loss(net, F.cross_entropy, batch_norm_stats="support")
+    config = _engine.InnerLoop(lr=0.5, steps=2)
+    p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    oracle_loss = textbook_support_stats_meta_loss(net, p, batch, 0.5, 2)
+    oracle = dict(zip(p, torch.autograd.grad(oracle_loss, list(p.values()))))
+    nested, _, _ = _engine._functional_meta_gradient(loss, params, {}, batch, config)
+    assert max_diff(nested, oracle) < 1e-10
+
+    # Reptile reports the query loss the way predictions are made
+    first = _engine.InnerLoop(lr=0.5, steps=2, first_order=True)
+    for strategy in ("vmap", "loop"):
+        _, task_losses, _ = _engine.reptile_direction(loss, params, {}, batch, first, strategy)
+        expected = []
+        for t in range(batch[0].shape[0]):
+            fast = dict(params)
+            for _ in range(2):
+                leaves = {k: v.detach().requires_grad_(True) for k, v in fast.items()}
+                out = textbook_norm_forward(net, leaves, batch[0][t], batch[0][t])
+                g = torch.autograd.grad(F.cross_entropy(out, batch[1][t]), list(leaves.values()))
+                fast = {k: w.detach() - 0.5 * gi for (k, w), gi in zip(fast.items(), g)}
+            out = textbook_norm_forward(net, fast, batch[2][t], batch[0][t])
+            expected.append(F.cross_entropy(out, batch[3][t]))
+        torch.testing.assert_close(task_losses, torch.stack(expected), rtol=1e-10, atol=1e-12)
+
+    # joint pre-training: support and query pooled, normalised with the support's statistics
+    grads, _ = _engine.pooled_gradient(loss, params, {}, batch, "vmap")
+    total = 0.0
+    for t in range(batch[0].shape[0]):
+        X = torch.cat([batch[0][t], batch[2][t]])
+        out = textbook_norm_forward(net, p, X, batch[0][t])
+        total = total + F.cross_entropy(out, torch.cat([batch[1][t], batch[3][t]]))
+    pooled_oracle = torch.autograd.grad(total / batch[0].shape[0], list(p.values()))
+    assert max_diff(grads, dict(zip(p, pooled_oracle))) < 1e-10
+
+
+def test_support_statistics_need_sklmeta_batchnorm():
+    builtin = TinyConvNet(nn.BatchNorm2d(3, track_running_stats=False))
+    with pytest.raises(ValueError, match="convert_batchnorm"):
+        _engine.make_loss(builtin, F.cross_entropy, batch_norm_stats="support")
+    from sklmeta.networks import convert_batchnorm
+
+    converted = convert_batchnorm(builtin)
+    assert isinstance(converted.norm, BatchNorm2d)
+    assert _engine.make_loss(converted, F.cross_entropy, "support").support_statistics

@@ -19,6 +19,7 @@ from sklmeta import (
     ReptileClassifier,
     ReptileRegressor,
 )
+from sklmeta import _engine
 from sklmeta.tasks import EpisodicTasks, SinusoidTasks, TaskBatch
 
 REGRESSORS = [MAMLRegressor, ReptileRegressor, PretrainedRegressor]
@@ -190,16 +191,20 @@ def test_classifier_on_image_shaped_inputs(cls):
         clf.predict(rng.random((3, 15, 15)))
 
 
-def test_user_module_is_copied_and_builtin_batchnorm_is_routed_to_the_loop(digit_tasks):
+def test_user_module_is_copied_and_its_builtin_batchnorm_converted(digit_tasks):
+    from sklmeta.networks import BatchNorm1d
+
     module = nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
     before = {k: v.clone() for k, v in module.state_dict().items()}
     clf = MAMLClassifier(module, max_iter=3, device="cpu", random_state=0).meta_fit(digit_tasks)
-    assert clf.strategy_ == "loop"  # vmap's 2nd-order BatchNorm gradient is wrong in torch
     assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
-    fo = MAMLClassifier(module, first_order=True, max_iter=3, device="cpu").meta_fit(digit_tasks)
-    assert fo.strategy_ == "vmap"
+    assert type(module[1]) is nn.BatchNorm1d and type(clf.module_[1]) is BatchNorm1d
+    assert set(clf.meta_params_) == {k for k, _ in module.named_parameters()}
+    # sklmeta's BatchNorm is exact under vmap (tests/test_engine.py), torch's is not
+    assert clf.strategy_ == "vmap"
+    torch_bn = _engine.make_loss(module, torch.nn.functional.cross_entropy)
     with pytest.raises(ValueError, match="BatchNorm"):
-        MAMLClassifier(module, strategy="vmap", max_iter=1, device="cpu").meta_fit(digit_tasks)
+        _engine.choose_strategy("vmap", torch_bn.module, torch.device("cpu"), second_order=True)
 
 
 @pytest.mark.parametrize("cls", [MAMLRegressor, ReptileRegressor])

@@ -20,7 +20,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
+import zlib
 from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
 
@@ -141,7 +143,18 @@ def _entries_from_zip(path, stack):
             continue
         key = _layout_key(PurePosixPath(info.filename).parts)
         if key is not None:
-            yield key, (lambda archive=archive, info=info: archive.read(info))
+            yield key, (lambda archive=archive, info=info: _read_member(archive, info, path))
+
+
+def _read_member(archive, info, path):
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+        raise ValueError(
+            f"path_or_paths: the zip file {str(path)!r} is damaged: its member "
+            f"{info.filename!r} cannot be read ({type(exc).__name__}: {exc}). Replace the "
+            "file (fetch_omniglot downloads it again when it is deleted)."
+        ) from exc
 
 
 def _entries_from_dir(path, stack):
@@ -493,6 +506,20 @@ def fetch_omniglot(
     for subset in dict.fromkeys(subsets):
         filename, md5 = OMNIGLOT_SUBSETS[subset]
         path = folder / filename
+        if path.exists() and md5 is not None and _md5(path) != md5:
+            # damaged since it was downloaded (disk, an interrupted copy, an edit)
+            if not download_if_missing:
+                raise OSError(
+                    f"The cached Omniglot file {path} is corrupt (its MD5 is not {md5}) "
+                    "and download_if_missing=False: delete it to download it again."
+                )
+            warnings.warn(
+                f"The cached Omniglot file {path} is corrupt (its MD5 is not {md5}); "
+                "downloading it again.",
+                UserWarning,
+                stacklevel=2,
+            )
+            path.unlink()
         if not path.exists():
             if not download_if_missing:
                 raise OSError(
