@@ -7,19 +7,24 @@ degrees as new classes), then evaluates on alphabets it never saw: 5-way 1-shot 
 (the number of output units is fixed at meta-training). Each setting is 600 test
 episodes; the table gives the mean accuracy with a 95% interval, beside the papers'.
 
-Accuracy is reported two ways. "trans." is transductive: the query images are
-classified as one batch, so BatchNorm normalises them with their own statistics,
-as in the reference MAML code (the MAML paper's numbers are transductive).
-"non-trans." classifies each query image in a batch made of the support set and that
-one image, the non-transductive protocol of the Reptile paper; it is computed for
-Reptile (on the first 100 episodes by default, it is slow) and, with
---non-transductive, for MAML. "untrained Conv4" is the network with no
-meta-training, adapted like Reptile (10 SGD steps): what meta-learning must beat.
+BatchNorm conventions (``--batch-norm-stats``, the estimators' ``batch_norm_stats``): the
+models are meta-trained with "support" (the default: query images are normalised with
+the support set's statistics, so an image's prediction does not depend on the other
+query images) or "transductive" (the query batch's own statistics, as the reference
+MAML code; the MAML paper's numbers are transductive), and each adapted model is
+scored both ways: "support" and "trans." columns, the first being the convention a
+model was trained with when that is "support". "Reptile paper" classifies each query
+image in a batch made of the support set and that one image, the non-transductive
+protocol of the Reptile paper; it is computed for Reptile (on the first 100 episodes
+by default, it is slow) and, with --non-transductive, for MAML. "untrained Conv4" is
+the network with no meta-training, adapted like Reptile (10 SGD steps): what
+meta-learning must beat.
 
     python examples/omniglot_few_shot.py                    # ~15 min on an idle 2-core CPU
     python examples/omniglot_few_shot.py --max-iter 1000 --meta-batch 8
     python examples/omniglot_few_shot.py --algorithms maml --ways 5 --timing
     python examples/omniglot_few_shot.py --fetch            # full Omniglot (downloads ~15 MB)
+    python examples/omniglot_few_shot.py --batch-norm-stats transductive
 
 The papers meta-train one model per setting; here one 5-way 1-shot model serves the
 5-way 1-shot and 5-shot tests, and a 20-way 1-shot model the 20-way test.
@@ -66,7 +71,8 @@ def make_estimator(algorithm, n_way, args):
     n_iter = args.max_iter if n_way == 5 else args.max_iter_20way
     batch = args.meta_batch if n_way == 5 else args.meta_batch_20way
     common = dict(max_iter=n_iter, meta_batch_size=batch, device=args.device,
-                  random_state=args.seed, verbose=args.verbose)
+                  random_state=args.seed, verbose=args.verbose,
+                  batch_norm_stats=args.batch_norm_stats)
     if algorithm in ("maml", "fomaml"):
         # Finn et al.: alpha 0.4, one inner step in training, 3 (5-way) or 5 (20-way)
         # at test; Adam meta-step 1e-3. (Their 20-way runs train with 5 inner steps
@@ -120,16 +126,22 @@ def mean_ci(values):
 
 
 def evaluate(est, episodes, non_transductive, n_non_transductive=None):
-    """Transductive accuracy on every episode; non-transductive on the first
-    ``n_non_transductive`` (it classifies each query image in a batch of its own)."""
-    trans, non_trans = [], []
+    """Accuracy with support statistics and transductive, on every episode (the same
+    adaptation: the support set is normalised with its own statistics either way);
+    the Reptile paper's protocol on the first ``n_non_transductive`` (it classifies
+    each query image in a batch of its own)."""
+    trained_with = est.batch_norm_stats
+    support, trans, non_trans = [], [], []
     for i, task in enumerate(episodes):
         est.adapt(task.X_support, task.y_support)
-        trans.append(est.score(task.X_query, task.y_query))
+        support.append(est.set_params(batch_norm_stats="support").score(task.X_query, task.y_query))
+        trans.append(est.set_params(batch_norm_stats="transductive").score(task.X_query,
+                                                                            task.y_query))
         if non_transductive and (n_non_transductive is None or i < n_non_transductive):
             pred = predict_non_transductive(est, task.X_support, task.X_query)
             non_trans.append(np.mean(pred == task.y_query))
-    return mean_ci(trans), (mean_ci(non_trans) if non_transductive else None)
+    est.set_params(batch_norm_stats=trained_with)
+    return mean_ci(support), mean_ci(trans), (mean_ci(non_trans) if non_transductive else None)
 
 
 def time_iterations(train, args):
@@ -189,6 +201,10 @@ def main():
                         help="skip the untrained Conv4 adapted like Reptile (no meta-learning)")
     parser.add_argument("--timing", action="store_true",
                         help="also time meta-iterations at meta-batch 32")
+    parser.add_argument("--batch-norm-stats", choices=["support", "transductive"],
+                        default="support",
+                        help="BatchNorm statistics of query images at meta-training "
+                             "(default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="auto")
@@ -250,16 +266,19 @@ def main():
                     start = time.perf_counter()
                     results[algorithm, name] = evaluate(est, episodes[name], non_transductive,
                                                         args.non_transductive_episodes)
-                    (m, c), nt = results[algorithm, name]
+                    (ms, cs), (m, c), nt = results[algorithm, name]
                     n_nt = min(args.n_test, args.non_transductive_episodes or args.n_test)
                     nt = "" if nt is None else (f", {nt[0]:.1f} +/- {nt[1]:.1f}% "
-                                                f"non-transductive ({n_nt} episodes)")
-                    print(f"  {name} ({k_query} query images per class): {m:.1f} +/- {c:.1f}% "
-                          f"transductive{nt} ({time.perf_counter() - start:.0f} s)", flush=True)
+                                                f"Reptile paper's protocol ({n_nt} episodes)")
+                    print(f"  {name} ({k_query} query images per class): {ms:.1f} +/- {cs:.1f}% "
+                          f"support statistics, {m:.1f} +/- {c:.1f}% transductive{nt} "
+                          f"({time.perf_counter() - start:.0f} s)", flush=True)
 
     print(f"\nAccuracy on {args.n_test} episodes per setting from held-out alphabets "
-          "(mean +/- 95% interval, %)")
-    header = f"{'':<17}{'setting':<15}{'trans.':>14}{'non-trans.':>14}   paper (full Omniglot)"
+          f"(mean +/- 95% interval, %); meta-trained with batch_norm_stats="
+          f"{args.batch_norm_stats!r}")
+    header = (f"{'':<17}{'setting':<15}{'support':>14}{'trans.':>14}{'Reptile prot.':>16}"
+              "   paper (full Omniglot)")
     print(header)
     print("-" * len(header))
     for algorithm in runs:
@@ -267,10 +286,11 @@ def main():
         for name, n_way, _, _ in SETTINGS:
             if (algorithm, name) not in results:
                 continue
-            (m, c), nt = results[algorithm, name]
-            nt = f"{'-':>16}" if nt is None else f"{nt[0]:>7.1f} +/- {nt[1]:<4.1f}"
+            (ms, cs), (m, c), nt = results[algorithm, name]
+            nt = f"{'-':>16}" if nt is None else f"{nt[0]:>9.1f} +/- {nt[1]:<4.1f}"
             ref = f"{paper[name]:5.1f} ({paper_name})" if name in paper else "-"
-            print(f"{NAMES[algorithm]:<17}{name:<15}{m:>7.1f} +/- {c:<4.1f}{nt}   {ref}")
+            print(f"{NAMES[algorithm]:<17}{name:<15}{ms:>7.1f} +/- {cs:<4.1f}"
+                  f"{m:>7.1f} +/- {c:<4.1f}{nt}   {ref}")
     print("\nMeta-training budgets: " + "; ".join(
         f"{NAMES[a]} {w}-way {i} it x {b} tasks ({s:.0f} s)"
         for (a, w), (i, b, s) in budget.items()))

@@ -1,5 +1,7 @@
 """Resolution of the ``device`` parameter into a :class:`torch.device`."""
 
+import warnings
+
 import torch
 
 __all__ = ["resolve_device"]
@@ -69,3 +71,26 @@ def resolve_device(device):
         f"device={device!r} is not supported; expected 'auto', 'cpu', 'cuda', 'cuda:N' "
         "or 'mps'."
     )
+
+
+def fall_back_to_cpu_if_unavailable(estimator):
+    """Set ``estimator.device`` to "cpu", with a warning, when its accelerator is missing.
+
+    For estimators unpickled or loaded on another machine (as skorch does): a model
+    trained with ``device="cuda"`` then still predicts on a CPU-only laptop.
+    """
+    device = estimator.__dict__.get("device")
+    if device is None:
+        return
+    try:
+        resolve_device(device)
+    except ValueError:
+        name = str(device)
+        if name.startswith(("cuda", "mps")):
+            warnings.warn(
+                f"{type(estimator).__name__} was saved with device={name!r}, which this "
+                "machine does not have: it is set to device='cpu'.",
+                UserWarning,
+                stacklevel=3,
+            )
+            estimator.device = "cpu"

@@ -26,7 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from . import _engine
-from ._device import resolve_device
+from ._device import fall_back_to_cpu_if_unavailable, resolve_device
 from .networks import MLP, Conv4, convert_batchnorm, forward, uses_reference_rows
 from .tasks import TaskBatch, TaskSequence
 from .tasks._base import Task, as_rng
@@ -106,6 +106,21 @@ def _to_input_tensor(X, input_shape, device, dtype, n_lead=1):
     return X.reshape(*X.shape[:n_lead], *input_shape).to(device=device, dtype=dtype)
 
 
+def split_module_tensors(module):
+    """``(params, buffers)`` of a module, copied: the parameters that are meta-learned
+    and adapted, and the rest.
+
+    Parameters frozen the PyTorch way (``requires_grad=False``) are neither
+    meta-learned nor adapted: they travel with the buffers, as constants.
+    """
+    params, buffers = {}, {}
+    for name, value in module.named_parameters():
+        (params if value.requires_grad else buffers)[name] = value.detach().clone()
+    for name, value in module.named_buffers():
+        buffers[name] = value.detach().clone()
+    return params, buffers
+
+
 def _configure_for_engine(module):
     """Put a module copy into the state the engine assumes.
 
@@ -144,6 +159,28 @@ def _prediction_dtype(input_dtype, params, device):
 
 def _cast_float(tensor, device, dtype):
     return tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
+
+
+# features or targets of larger mean or spread than this get a warning at meta_fit
+_UNSCALED = 100.0
+
+
+def _check_float32_range(array, name):
+    """Refuse values that float32, the networks' precision, turns into infinity."""
+    array = np.asarray(array)
+    if array.dtype.kind == "f" and array.size and np.abs(array).max() > _FLOAT32_MAX:
+        raise ValueError(
+            f"{name} has values beyond float32's range (|value| > {_FLOAT32_MAX:.3g}), "
+            "which the network would see as infinity; standardise the data."
+        )
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _all_finite(*tensors):
+    """Whether every tensor is free of NaN and infinity (one device sync in all)."""
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 class BaseMetaEstimator(BaseEstimator):
@@ -192,6 +229,14 @@ class BaseMetaEstimator(BaseEstimator):
         Pressing Ctrl-C (``KeyboardInterrupt``) stops meta-training after the current
         iteration's update; the estimator keeps what was learned so far, warns, and
         records ``meta_interrupted_ = True``. ``warm_start=True`` continues from it.
+        Interrupted before its first update, nothing changes and the
+        ``KeyboardInterrupt`` propagates.
+
+        If the meta-loss or the meta-parameters become NaN or infinite, meta-training
+        stops with a ``RuntimeWarning`` and keeps the last finite initialisation (a
+        ``ValueError`` if that happens at the first iteration). The first meta-batch
+        is checked for data far from unit scale (a warning), every meta-batch for
+        shapes, labels and values, and a custom ``module`` with one forward pass.
         """
         self._validate_params()
         self._check_hidden_layer_sizes()
@@ -200,14 +245,17 @@ class BaseMetaEstimator(BaseEstimator):
         rng = as_rng(self.random_state)
         first = self._sample_batch(source, rng)
         input_shape, target_info = self._infer_task_shapes(first, source)
+        self._warn_if_unscaled(first)
 
-        if self.warm_start and hasattr(self, "meta_params_"):
+        warm = self.warm_start and hasattr(self, "meta_params_")
+        if warm:
             if input_shape != self.input_shape_ or target_info != self._target_info():
                 raise ValueError(
                     "warm_start=True but the tasks' input shape or outputs "
                     f"({input_shape}, {target_info}) differ from those the estimator was "
                     f"meta-fitted on ({self.input_shape_}, {self._target_info()})."
                 )
+            self._check_architecture_unchanged(input_shape, target_info)
             module, params, buffers = self.module_, self.meta_params_, self.buffers_
             history = {k: list(v) for k, v in self.meta_history_.items()}
             n_iter_done = self.n_iter_
@@ -215,6 +263,8 @@ class BaseMetaEstimator(BaseEstimator):
             module, params, buffers = self._init_model(input_shape, target_info, rng)
             history = {"meta_loss": [], "init_grad_norm": [], "wall_time": []}
             n_iter_done = 0
+        self._check_module_output(module, params, buffers, first.X_support[0], input_shape,
+                                  target_info)
         strategy = _engine.choose_strategy(
             self.strategy, module, device, second_order=self._second_order(),
             n_tasks=len(first),
@@ -231,15 +281,23 @@ class BaseMetaEstimator(BaseEstimator):
         start = time.perf_counter()
         last_report = start
         done = 0
-        interrupted = False
+        interrupted = diverged = False
         try:
             batch = first
             for it in range(self.max_iter):
                 if it > 0:
                     batch = self._sample_batch(source, rng)
                     self._check_batch_like(batch, first)
+                    self._check_task_targets(batch, target_info)
                 tensors = self._batch_to_tensors(batch, input_shape, device, params)
+                last_finite = {k: v.clone() for k, v in params.items()}
                 task_losses, task_norms = update(loss, params, buffers, tensors, strategy)
+                if not _all_finite(task_losses, *params.values()):
+                    with torch.no_grad():  # keep the last finite initialisation
+                        for k, v in params.items():
+                            v.copy_(last_finite[k])
+                    diverged = True
+                    break
                 losses[it] = task_losses.mean()
                 norms[it] = task_norms.mean()
                 done = it + 1
@@ -256,16 +314,32 @@ class BaseMetaEstimator(BaseEstimator):
             if progress is not None:
                 progress.close()
 
+        if done == 0 and interrupted:
+            # nothing was learned: the estimator stays exactly as it was
+            raise KeyboardInterrupt("meta_fit was interrupted before its first update.")
+        if diverged:
+            message = (
+                f"meta_fit diverged at iteration {done + 1}: the meta-loss or the "
+                f"meta-parameters became NaN or infinite ({self._step_sizes()}). Lower "
+                "the step sizes, or standardise the data (features and targets of order "
+                "1: see docs/sklearn.md)."
+            )
+            if done == 0:
+                raise ValueError(message + " Nothing was learned; the estimator is unchanged.")
+            warnings.warn(
+                message + f" The estimator keeps the initialisation of iteration {done}.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if interrupted:
             warnings.warn(
                 f"meta_fit interrupted after {done} of {self.max_iter} iterations; the "
                 "estimator keeps the initialisation learned so far (meta_interrupted_ is "
-                "True). Call meta_fit again with warm_start=True to continue.",
+                "True). To run the remaining iterations, call "
+                f"set_params(warm_start=True, max_iter={self.max_iter - done}).meta_fit(...)",
                 UserWarning,
                 stacklevel=2,
             )
-        if done == 0 and not (self.warm_start and hasattr(self, "meta_params_")):
-            raise KeyboardInterrupt("meta_fit was interrupted before its first update.")
         offset = history["wall_time"][-1] if history["wall_time"] else 0.0
         history["meta_loss"] += losses[:done].cpu().tolist()
         history["init_grad_norm"] += norms[:done].cpu().tolist()
@@ -302,12 +376,18 @@ class BaseMetaEstimator(BaseEstimator):
                 "tasks.sample(n_tasks, random_state) must return a sklmeta.tasks."
                 f"TaskBatch; got {type(batch).__name__}."
             )
+        if len(batch) == 0:
+            raise ValueError(
+                f"tasks.sample({self.meta_batch_size}, random_state) returned a TaskBatch of "
+                "no tasks."
+            )
         for name, array in zip(("X_support", "y_support", "X_query", "y_query"), batch.arrays()):
             array = np.asarray(array)
             if array.dtype.kind not in "biuf":
                 raise ValueError(f"tasks produced a non-numeric {name} (dtype {array.dtype}).")
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise ValueError(f"tasks produced a {name} that contains NaN or infinity.")
+            _check_float32_range(array, f"tasks' {name}")
         return batch
 
     @staticmethod
@@ -318,6 +398,64 @@ class BaseMetaEstimator(BaseEstimator):
                     "tasks.sample returned batches of changing shapes: "
                     f"{np.shape(b)[1:]} then {np.shape(a)[1:]}."
                 )
+
+    def _step_sizes(self):
+        names = ("inner_lr", "meta_lr", "meta_step_size")
+        return ", ".join(f"{n}={getattr(self, n)}" for n in names if hasattr(self, n))
+
+    def _warn_if_unscaled(self, batch):
+        """Warn when features or targets are far from order 1: the default step sizes
+        and initialisations assume standardised data, and diverge silently without it."""
+        parts = {"features": (batch.X_support, batch.X_query)}
+        if self._TARGET_INFO == "n_outputs_":
+            parts["targets"] = (batch.y_support, batch.y_query)
+        for what, arrays in parts.items():
+            values = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+            scale = max(abs(values.mean()), values.std())
+            if scale > _UNSCALED:
+                warnings.warn(
+                    f"The tasks' {what} are of order {scale:.3g} (mean or standard "
+                    "deviation of the first meta-batch): meta-learning with the default "
+                    "step sizes expects standardised data (order 1) and is likely to "
+                    "diverge or learn nothing. Standardise features and targets with "
+                    "statistics of the meta-training data (docs/sklearn.md, 'Scaling').",
+                    UserWarning,
+                    stacklevel=3,
+                )
+
+    def _check_architecture_unchanged(self, input_shape, target_info):
+        """warm_start continues the network it has: refuse one whose parameters changed."""
+        _, fresh, _ = self._init_model(input_shape, target_info, as_rng(0))
+        fitted = {k: tuple(v.shape) for k, v in self.meta_params_.items()}
+        wanted = {k: tuple(v.shape) for k, v in fresh.items()}
+        if fitted != wanted:
+            raise ValueError(
+                "warm_start=True but the network changed since the last meta_fit "
+                "(hidden_layer_sizes or module): its parameters would be "
+                f"{wanted}, the meta-learned ones are {fitted}. Set warm_start=False to "
+                "meta-learn the new network from scratch."
+            )
+
+    def _check_module_output(self, module, params, buffers, X, input_shape, target_info,
+                             exact=True):
+        """One forward pass on a few examples, to name a mismatched ``module`` early."""
+        if self.module is None:
+            return
+        X = _to_input_tensor(np.asarray(X)[:2], input_shape, "cpu",
+                             next(iter(params.values())).dtype)
+        try:
+            with torch.no_grad():
+                out = torch.func.functional_call(
+                    module, ({k: v.cpu() for k, v in params.items()},
+                             {k: v.cpu() for k, v in buffers.items()}), (X,)
+                )
+        except Exception as exc:  # torch raises many types for a shape mismatch
+            raise ValueError(
+                f"module cannot take the tasks' inputs: called on examples of shape "
+                f"{tuple(input_shape)} (a batch {tuple(X.shape)}), it raised "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        self._check_output_shape(out, X.shape[0], target_info, exact)
 
     def _infer_task_shapes(self, batch, source):
         Xs, ys, Xq, yq = (np.asarray(a) for a in batch.arrays())
@@ -354,10 +492,12 @@ class BaseMetaEstimator(BaseEstimator):
             else:
                 module = self._default_module(input_shape, target_info)
         module = _configure_for_engine(module.cpu())
-        params = {k: v.detach().clone() for k, v in module.named_parameters()}
-        buffers = {k: v.detach().clone() for k, v in module.named_buffers()}
+        params, buffers = split_module_tensors(module)
         if not params:
-            raise ValueError("module has no parameters to meta-learn.")
+            raise ValueError(
+                "module has no parameters to meta-learn (none, or all with "
+                "requires_grad=False)."
+            )
         return module, params, buffers
 
     def _default_module(self, input_shape, n_outputs):
@@ -411,8 +551,15 @@ class BaseMetaEstimator(BaseEstimator):
         """
         self._validate_params()
         self._check_hidden_layer_sizes()
+        if y is None:
+            raise ValueError(
+                f"y is required: adapt(X, y) adapts {type(self).__name__} to the support "
+                "set (X, y); got y=None."
+            )
         X = self._validate_X(X, reset=not hasattr(self, "meta_params_"))
         y, target_state = self._validate_adapt_targets(y, X.shape[0])
+        _check_float32_range(X, "X")
+        _check_float32_range(y, "y")
         device = resolve_device(self.device)
         if hasattr(self, "meta_params_"):
             module, params, buffers = self.module_, self.meta_params_, self.buffers_
@@ -420,9 +567,10 @@ class BaseMetaEstimator(BaseEstimator):
         else:
             input_shape = self._model_input_shape(X.shape[1:])
             rng = as_rng(self.random_state)
-            module, params, buffers = self._init_model(
-                input_shape, self._unfitted_target_info(target_state), rng
-            )
+            target_info = self._unfitted_target_info(target_state)
+            module, params, buffers = self._init_model(input_shape, target_info, rng)
+            self._check_module_output(module, params, buffers, X, input_shape, target_info,
+                                      exact=False)
         dtype = next(iter(params.values())).dtype
         X_t = _to_input_tensor(X, input_shape, device, dtype)
         y_t = self._encode_targets(y, target_state, device, dtype)
@@ -433,10 +581,13 @@ class BaseMetaEstimator(BaseEstimator):
         config = _engine.InnerLoop(self.inner_lr, steps, first_order=True)
         with torch.no_grad():
             adapted, _ = _engine.inner_loop(loss, params_d, buffers_d, X_t, y_t, config)
-        if not all(torch.isfinite(v).all() for v in adapted.values()):
+            # parameters can be finite (1e27) and still give infinite outputs
+            support_out = torch.func.functional_call(module, (adapted, buffers_d), (X_t,))
+        if not _all_finite(support_out, *adapted.values()):
             warnings.warn(
-                f"Adaptation diverged (non-finite parameters) with inner_lr={self.inner_lr} "
-                f"and {steps} steps; lower inner_lr or adapt_steps.",
+                f"Adaptation diverged (NaN or infinite parameters or outputs on the support "
+                f"set) with inner_lr={self.inner_lr} and {steps} steps; lower inner_lr or "
+                "adapt_steps, or standardise the data. Predictions will not be finite.",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -561,7 +712,21 @@ class BaseMetaEstimator(BaseEstimator):
             reference = self.support_inputs_.to(device=device, dtype=dtype)
         with torch.no_grad():
             out = forward(self.module_, params, buffers, X_t, X_reference=reference)
+        if not _all_finite(out):
+            warnings.warn(
+                "The adapted model's outputs contain NaN or infinity: the adaptation "
+                f"diverged (inner_lr={self.inner_lr}) or X is far outside the scale of the "
+                "data it was trained on.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return out.cpu()
+
+    def __setstate__(self, state):
+        # estimators pickled by sklmeta 0.1 were meta-trained transductively
+        state.setdefault("batch_norm_stats", "transductive")
+        super().__setstate__(state)
+        fall_back_to_cpu_if_unavailable(self)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -650,6 +815,18 @@ class MetaRegressorMixin(_TaskScoreMixin):
 
     def _target_info(self):
         return self.n_outputs_
+
+    def _check_task_targets(self, batch, n_outputs):
+        pass  # shapes are checked for every batch (_check_batch_like)
+
+    @staticmethod
+    def _check_output_shape(out, n_examples, n_outputs, exact=True):
+        if tuple(out.shape) != (n_examples, n_outputs):
+            raise ValueError(
+                f"module must output one row of {n_outputs} value(s) per example, shape "
+                f"(n_examples, {n_outputs}) for these targets; on {n_examples} examples it "
+                f"gave shape {tuple(out.shape)}."
+            )
 
     def _set_target_info(self, info):
         self.n_outputs_ = info
@@ -756,6 +933,34 @@ class MetaClassifierMixin(_TaskScoreMixin):
 
     def _target_info(self):
         return self.n_way_
+
+    def _check_task_targets(self, batch, n_way):
+        """Every meta-batch, not just the first: integer labels in ``0..n_way-1``."""
+        ys, yq = np.asarray(batch.y_support), np.asarray(batch.y_query)
+        if ys.dtype.kind not in "biu" or yq.dtype.kind not in "biu":
+            raise ValueError(
+                "Classification tasks must give integer labels 0..n_way-1; a later "
+                f"meta-batch has labels of dtype {ys.dtype} and {yq.dtype}."
+            )
+        low, high = min(ys.min(), yq.min()), max(ys.max(), yq.max())
+        if low < 0 or high >= n_way:
+            raise ValueError(
+                f"Task labels must lie in 0..n_way-1 = 0..{n_way - 1}; a later meta-batch "
+                f"has labels from {low} to {high}."
+            )
+
+    @staticmethod
+    def _check_output_shape(out, n_examples, n_way, exact=True):
+        wrong = out.dim() != 2 or out.shape[0] != n_examples or (
+            out.shape[1] != n_way if exact else out.shape[1] < n_way
+        )
+        if wrong:
+            wanted = f"exactly {n_way}" if exact else f"at least {n_way}"
+            raise ValueError(
+                f"module must output one logit per class, shape (n_examples, n_way) with "
+                f"{wanted} columns for {n_way} classes; on {n_examples} examples it gave "
+                f"shape {tuple(out.shape)}."
+            )
 
     def _set_target_info(self, info):
         self.n_way_ = info

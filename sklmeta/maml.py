@@ -14,7 +14,10 @@ __all__ = ["MAMLRegressor", "MAMLClassifier"]
 _COMMON_PARAMS_DOC = """
     module : torch.nn.Module, default=None
         The network. It is copied, never modified; its parameter values are the
-        starting point of meta-training. None builds the default: an MLP with
+        starting point of meta-training. Parameters with ``requires_grad=False`` are
+        kept fixed (neither meta-learned nor adapted). It is checked with one forward
+        pass on the tasks' inputs: it must output ``(n_examples, n_outputs)`` for
+        regression, ``(n_examples, n_way)`` logits for classification. None builds the default: an MLP with
         ``hidden_layer_sizes`` for vector inputs, the 4-layer conv net of the MAML
         paper (:class:`sklmeta.networks.Conv4`) for image inputs. For BatchNorm
         layers see ``batch_norm_stats``.
@@ -72,6 +75,9 @@ default="auto"
         1 shows a progress bar with the running meta-loss.
     warm_start : bool, default=False
         Continue meta-training from ``meta_params_`` instead of a new initialisation.
+        The network must be the same (a changed ``hidden_layer_sizes`` or ``module`` is
+        refused). Adam's moment estimates start afresh at each call, and an int
+        ``random_state`` draws the same sequence of tasks again.
 
     Attributes
     ----------

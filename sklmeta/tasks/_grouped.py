@@ -15,7 +15,13 @@ class GroupedTasks:
 
     A sampled task is a group drawn at random, with ``k_support`` of its rows as the
     support set and ``k_query`` other rows as the query set. Groups with fewer than
-    ``k_support + k_query`` rows are left out (with a warning).
+    ``k_support + k_query`` rows are left out (with a warning): tasks of a meta-batch
+    have equal sizes, so for ragged panels (patients, stores) choose ``k_support +
+    k_query`` no larger than the smaller groups you want to keep; :meth:`task` gives a
+    group's whole data (all its rows beyond ``k_support`` as the query set).
+
+    Integer targets are kept as integers (class labels, for the classifiers), other
+    targets become float32.
 
     Parameters
     ----------
@@ -44,7 +50,11 @@ class GroupedTasks:
 
     def __init__(self, X, y, groups, k_support=10, k_query=10):
         X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y, dtype=np.float32)
+        y = np.asarray(y)
+        # integer targets stay integers (class labels for the classifiers); the rest is
+        # float32, the networks' precision
+        if y.dtype.kind not in "biu":
+            y = y.astype(np.float32)
         groups = np.asarray(groups)
         if X.ndim < 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
@@ -64,12 +74,14 @@ class GroupedTasks:
         if not eligible.any():
             raise ValueError(
                 f"No group has k_support + k_query = {needed} rows; the largest has "
-                f"{counts.max()}."
+                f"{counts.max()}. Lower k_support or k_query."
             )
         if not eligible.all():
             warnings.warn(
-                f"{int((~eligible).sum())} groups have fewer than k_support + k_query = "
-                f"{needed} rows and are left out.",
+                f"{int((~eligible).sum())} of {len(labels)} groups have fewer than "
+                f"k_support + k_query = {needed} rows and are left out (smallest group: "
+                f"{counts.min()} rows): the tasks of a meta-batch have equal sizes. Lower "
+                "k_support or k_query to keep them.",
                 UserWarning,
             )
         self.X = X
