@@ -1,14 +1,12 @@
-"""The meta-learning engine: pure functions over ``(params, buffers, task tensors)``.
+"""The meta-learning engine: execution strategies applied to any algorithm.
 
 A model is a ``module`` called with :func:`torch.func.functional_call` on a dict of
 parameter tensors, so an inner loop is an ordinary function of those tensors and
 second-order MAML is the gradient of a function that itself takes gradients.
 
-Task tensors are batched: ``X_support`` is ``[n_tasks, n_support, *input_shape]``,
-``y_support`` is ``[n_tasks, n_support, ...]``, and likewise for the query set.
-
-Execution strategies compute the same numbers (tested against each other, against a
-textbook per-task loop and against finite differences):
+Algorithms (:mod:`sklmeta.algorithms`) state their per-task mathematics once, against a
+*context* that says how a task's loss is evaluated and differentiated. The engine
+applies every execution strategy to any algorithm, here and only here:
 
 ``"vmap"``
     the *forward* pass of one task is :func:`torch.func.vmap`-ped over the meta-batch,
@@ -26,31 +24,32 @@ textbook per-task loop and against finite differences):
     compiled once with :func:`torch.compile` (seconds to minutes of compilation, then
     several times faster on the CPU: see ``docs/performance.md``).
 
-Inside a ``torch.func`` transform, or when ``params`` themselves require gradients,
-the eager strategies fall back to their nested-``torch.func`` form, which computes the
-same values and stays composable.
+Inside a ``torch.func`` transform, or when the meta-learned tensors themselves require
+gradients, the eager strategies fall back to their nested-``torch.func`` form, which
+computes the same values and stays composable.
 
-New algorithms are small additions to :class:`InnerLoop` rather than forks: a learned
-per-parameter learning rate (Meta-SGD) is a ``lr`` dict of tensors, adapting only the
-head (ANIL) is ``adapt_names``, and per-step losses (MAML++) can read the trajectory
-that :func:`inner_loop` returns.
+Task tensors are batched: ``X_support`` is ``[n_tasks, n_support, *input_shape]``,
+``y_support`` is ``[n_tasks, n_support, ...]``, and likewise for the query set. All
+strategies compute the same numbers (tested against each other, against a textbook
+per-task loop and against finite differences).
 """
 
 import weakref
-from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.utils.checkpoint
 from torch.func import functional_call, grad, vmap
 
 from . import networks
+from .algorithms import MAML, InnerLoop, JointPretraining, Reptile, sgd_adapt, split_adapted
 
 __all__ = [
     "InnerLoop",
     "TaskLoss",
     "make_loss",
     "inner_loop",
+    "meta_gradient",
+    "meta_direction",
     "maml_meta_gradient",
     "reptile_direction",
     "pooled_gradient",
@@ -58,37 +57,6 @@ __all__ = [
     "has_convolution",
     "choose_strategy",
 ]
-
-
-@dataclass(frozen=True)
-class InnerLoop:
-    """How a task adapts: ``steps`` gradient steps of size ``lr`` on its support loss.
-
-    Parameters
-    ----------
-    lr : float or dict of str to Tensor
-        Inner learning rate; a dict gives one (possibly learned) rate per parameter
-        tensor, as in Meta-SGD.
-    steps : int
-        Number of gradient steps.
-    first_order : bool, default=False
-        Treat the inner gradients as constants (first-order MAML): the meta-gradient
-        ignores second derivatives.
-    adapt_names : tuple of str or None, default=None
-        Names of the parameters that adapt (None: all). ANIL adapts only the head.
-    checkpoint : bool, default=False
-        Second-order meta-gradients only, eager strategies: recompute each inner
-        step's graph during the meta-backward pass (:mod:`torch.utils.checkpoint`)
-        instead of keeping all ``steps`` graphs. Exact; the memory of the inner loop
-        no longer grows with ``steps``, for about one more support forward and
-        backward per step.
-    """
-
-    lr: Union[float, Mapping[str, torch.Tensor]]
-    steps: int
-    first_order: bool = False
-    adapt_names: Optional[Tuple[str, ...]] = None
-    checkpoint: bool = False
 
 
 class TaskLoss:
@@ -117,8 +85,10 @@ class TaskLoss:
             )
         if batch_norm_stats == "support" and has_builtin_batchnorm(module):
             raise ValueError(
-                "batch_norm_stats='support' needs the BatchNorm layers of sklmeta.networks; "
-                "convert torch.nn.BatchNorm layers with sklmeta.networks.convert_batchnorm."
+                "batch_norm_stats='support' needs the BatchNorm layers of sklmeta.networks: "
+                "convert torch.nn.BatchNorm1d/2d/3d layers with "
+                "sklmeta.networks.convert_batchnorm, or use batch_norm_stats='transductive' "
+                "for other kinds of batch normalisation."
             )
         self.module = module
         self.loss_fn = loss_fn
@@ -152,6 +122,308 @@ def make_loss(module, loss_fn, batch_norm_stats="transductive"):
     return TaskLoss(module, loss_fn, batch_norm_stats)
 
 
+# ---------------------------------------------------------------- contexts
+# How an algorithm's per-task mathematics is evaluated. Algorithms only call these
+# methods, so one algorithm runs under every strategy.
+
+
+class _Autograd:
+    """One task at a time (``n_tasks=None``) or all at once, on plain ``torch.autograd``.
+
+    Batched, ``fast`` tensors carry a leading task dimension and losses are vmapped
+    over it (the forward pass only); gradients of the summed losses are each task's.
+    """
+
+    def __init__(self, loss, buffers, n_tasks=None):
+        self._loss, self.buffers, self.n_tasks = loss, buffers, n_tasks
+
+    def task_view(self, tensors):
+        if self.n_tasks is None:
+            return dict(tensors)
+        # a view: no copy, and the meta-gradient flows back through the expand
+        return {k: v.expand(self.n_tasks, *v.shape) for k, v in tensors.items()}
+
+    def _per_task(self, fn, fast, *data):
+        if self.n_tasks is None:
+            return fn(fast, *data)
+        return vmap(fn)(fast, *data)
+
+    def loss(self, fast, shared, X, y):
+        return self._per_task(
+            lambda f, X, y: self._loss({**shared, **f}, self.buffers, X, y), fast, X, y)
+
+    def query_loss(self, fast, shared, Xs, Xq, yq):
+        return self._per_task(
+            lambda f, Xs, Xq, yq: self._loss.query({**shared, **f}, self.buffers, Xs, Xq, yq),
+            fast, Xs, Xq, yq)
+
+    def pooled_loss(self, shared, Xs, ys, Xq, yq):
+        def pooled(_, Xs, ys, Xq, yq):
+            return self._loss.pooled(shared, self.buffers, Xs, ys, Xq, yq)
+
+        return self._per_task(pooled, {}, Xs, ys, Xq, yq)
+
+    def gradients(self, fn, weights, create_graph, differentiable=True):
+        names = list(weights)
+        if differentiable:
+            inputs = list(weights.values())
+            value = fn(weights)
+        else:  # values only (Reptile): no graph is kept from one step to the next
+            with torch.enable_grad():
+                inputs = [w.detach().requires_grad_(True) for w in weights.values()]
+                value = fn(dict(zip(names, inputs)))
+        with torch.enable_grad():
+            grads = torch.autograd.grad(value.sum(), inputs, create_graph=create_graph,
+                                        materialize_grads=True)
+        return dict(zip(names, grads))
+
+    def squared_norm(self, grads):
+        if self.n_tasks is None:
+            return sum((g.detach() ** 2).sum() for g in grads.values())
+        return sum((g.detach() ** 2).reshape(self.n_tasks, -1).sum(1) for g in grads.values())
+
+    def zero_norm(self, X):
+        return X.new_zeros(() if self.n_tasks is None else (self.n_tasks,),
+                           dtype=torch.get_default_dtype() if not X.is_floating_point()
+                           else X.dtype)
+
+    def checkpoint(self, step, *args):
+        return torch.utils.checkpoint.checkpoint(step, *args, use_reentrant=False)
+
+
+class _Functional:
+    """One task, inside ``torch.func`` transforms (composable and compilable).
+
+    The strategies vmap it over tasks themselves; gradients are ``torch.func.grad``.
+    """
+
+    def __init__(self, loss, buffers):
+        self._loss, self.buffers = loss, buffers
+
+    def task_view(self, tensors):
+        return dict(tensors)
+
+    def loss(self, fast, shared, X, y):
+        return self._loss({**shared, **fast}, self.buffers, X, y)
+
+    def query_loss(self, fast, shared, Xs, Xq, yq):
+        return self._loss.query({**shared, **fast}, self.buffers, Xs, Xq, yq)
+
+    def pooled_loss(self, shared, Xs, ys, Xq, yq):
+        return self._loss.pooled(shared, self.buffers, Xs, ys, Xq, yq)
+
+    def gradients(self, fn, weights, create_graph, differentiable=True):
+        grads = grad(fn)(dict(weights))
+        if not create_graph:
+            grads = {k: g.detach() for k, g in grads.items()}
+        return grads
+
+    def squared_norm(self, grads):
+        return sum((g.detach() ** 2).sum() for g in grads.values())
+
+    def zero_norm(self, X):
+        return X.new_zeros((), dtype=X.dtype if X.is_floating_point()
+                           else torch.get_default_dtype())
+
+    def checkpoint(self, step, *args):  # nothing to save memory on without autograd graphs
+        return step(*args)
+
+
+# ---------------------------------------------------------------- strategies
+
+STRATEGIES = ("vmap", "loop", "vmap+compile", "loop+compile")
+
+
+def _check_strategy(strategy):
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}.")
+
+
+def _autograd_ok(meta):
+    """Whether plain ``torch.autograd`` may be used instead of nested ``torch.func``.
+
+    Not inside a ``torch.func`` transform (``grad``/``vmap`` of an engine function),
+    and not when ``meta`` tensors are part of an outer autograd graph: there the nested
+    ``torch.func`` form is used, which composes with both.
+    """
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return False
+    return not (torch.is_grad_enabled() and any(v.requires_grad for v in meta.values()))
+
+
+def _leaves(meta):
+    return {k: v.detach().requires_grad_(True) for k, v in meta.items()}
+
+
+def meta_gradient(algorithm, loss, meta, buffers, batch, strategy="vmap"):
+    """Gradient of the mean per-task objective of a *gradient* algorithm.
+
+    Parameters
+    ----------
+    algorithm : object with ``task_objective`` (see :mod:`sklmeta.algorithms`)
+    loss : TaskLoss
+        As made by :func:`make_loss`.
+    meta : dict of str to Tensor
+        The meta-learned tensors (the initialisation, and any others the algorithm
+        learns).
+    buffers : dict of str to Tensor
+        The module's buffers (and frozen parameters).
+    batch : tuple of Tensor
+        ``(X_support, y_support, X_query, y_query)``, each ``[n_tasks, ...]``.
+    strategy : {"vmap", "loop", "vmap+compile", "loop+compile"}
+        See the module docstring; ``"+compile"`` compiles on the first call for each
+        ``(loss, algorithm)`` and input shapes, and reuses it afterwards.
+
+    Returns
+    -------
+    grads : dict of str to Tensor
+        Gradient of ``mean_t objective_t(meta)`` with respect to ``meta``.
+    task_losses : Tensor of shape (n_tasks,)
+        Each task's reported loss (the query loss after adaptation), detached.
+    first_grad_norms : Tensor of shape (n_tasks,)
+        Norm of each task's first inner gradient.
+    """
+    _check_strategy(strategy)
+    if strategy == "vmap+compile":
+        return _compiled(loss, algorithm, "gradient-vmap", _functional_gradient_fn)(
+            meta, buffers, *batch)
+    if strategy == "loop+compile":
+        task_grad = _compiled(loss, algorithm, "gradient-task", _functional_task_gradient)
+        return _accumulate_over_tasks(task_grad, meta, buffers, batch)
+    if not _autograd_ok(meta):
+        if strategy == "vmap":
+            return _functional_gradient(algorithm, loss, meta, buffers, batch)
+        task_grad = _functional_task_gradient(loss, algorithm)
+        return _accumulate_over_tasks(task_grad, meta, buffers, batch)
+    if strategy == "vmap":
+        with torch.enable_grad():
+            leaves = _leaves(meta)
+            ctx = _Autograd(loss, buffers, n_tasks=batch[0].shape[0])
+            objectives, (task_losses, norms) = algorithm.task_objective(ctx, leaves, *batch)
+            grads = torch.autograd.grad(objectives.mean(), list(leaves.values()),
+                                        materialize_grads=True)
+        return dict(zip(leaves, grads)), task_losses, norms
+
+    def task_grad(leaves, buffers, *task):
+        objective, aux = algorithm.task_objective(_Autograd(loss, buffers), leaves, *task)
+        grads = torch.autograd.grad(objective, list(leaves.values()), materialize_grads=True)
+        return dict(zip(leaves, grads)), aux
+
+    with torch.enable_grad():
+        return _accumulate_over_tasks(task_grad, _leaves(meta), buffers, batch)
+
+
+def _functional_objective(loss, algorithm, buffers):
+    def objective(meta, Xs, ys, Xq, yq):
+        return algorithm.task_objective(_Functional(loss, buffers), meta, Xs, ys, Xq, yq)
+
+    return objective
+
+
+def _functional_gradient(algorithm, loss, meta, buffers, batch):
+    """``grad`` of ``vmap`` of the task objective: composable with outer transforms."""
+    objective = _functional_objective(loss, algorithm, buffers)
+
+    def batch_objective(meta):
+        objectives, aux = vmap(objective, in_dims=(None, 0, 0, 0, 0))(meta, *batch)
+        return objectives.mean(), aux
+
+    grads, (task_losses, norms) = grad(batch_objective, has_aux=True)(meta)
+    return grads, task_losses, norms
+
+
+def _functional_gradient_fn(loss, algorithm):
+    def fn(meta, buffers, *batch):
+        return _functional_gradient(algorithm, loss, meta, buffers, batch)
+
+    return fn
+
+
+def _functional_task_gradient(loss, algorithm):
+    def task_grad(meta, buffers, *task):
+        return grad(_functional_objective(loss, algorithm, buffers), has_aux=True)(meta, *task)
+
+    return task_grad
+
+
+def _accumulate_over_tasks(task_fn, meta, buffers, batch):
+    """Mean of ``task_fn(meta, buffers, *task)``'s first output over the tasks."""
+    n_tasks = batch[0].shape[0]
+    total = {k: torch.zeros_like(v) for k, v in meta.items()}
+    task_losses, norms = [], []
+    for t in range(n_tasks):
+        values, (task_loss, norm) = task_fn(meta, buffers, *(b[t] for b in batch))
+        for k, v in values.items():
+            total[k].add_(v)
+        task_losses.append(task_loss)
+        norms.append(norm)
+    means = {k: v / n_tasks for k, v in total.items()}
+    return means, torch.stack(task_losses), torch.stack(norms)
+
+
+def meta_direction(algorithm, loss, meta, buffers, batch, strategy="vmap"):
+    """Mean over tasks of a *direction* algorithm's per-task deltas (Reptile).
+
+    Same parameters as :func:`meta_gradient`. Tensors the algorithm does not move get a
+    zero direction. Returns ``(direction, task_losses, first_grad_norms)``.
+    """
+    _check_strategy(strategy)
+    n_tasks = batch[0].shape[0]
+    with torch.no_grad():
+        if strategy.endswith("+compile") or not _autograd_ok(meta):
+            task_fn = (_compiled(loss, algorithm, f"direction-{strategy}", _functional_direction)
+                       if strategy.endswith("+compile") else _functional_direction(loss, algorithm))
+            if strategy.startswith("vmap"):
+                deltas, (task_losses, norms) = vmap(task_fn, in_dims=(None, None, 0, 0, 0, 0))(
+                    meta, buffers, *batch)
+                means = {k: d.mean(0) for k, d in deltas.items()}
+            else:
+                means, task_losses, norms = _accumulate_over_tasks(task_fn, meta, buffers, batch)
+        elif strategy == "vmap":
+            ctx = _Autograd(loss, buffers, n_tasks=n_tasks)
+            deltas, (task_losses, norms) = algorithm.task_direction(ctx, meta, *batch)
+            means = {k: d.mean(0) for k, d in deltas.items()}
+        else:
+            def task_fn(meta, buffers, *task):
+                return algorithm.task_direction(_Autograd(loss, buffers), meta, *task)
+
+            means, task_losses, norms = _accumulate_over_tasks(task_fn, meta, buffers, batch)
+    direction = {k: means[k] if k in means else torch.zeros_like(v) for k, v in meta.items()}
+    return direction, task_losses, norms
+
+
+def _functional_direction(loss, algorithm):
+    def task_fn(meta, buffers, *task):
+        return algorithm.task_direction(_Functional(loss, buffers), meta, *task)
+
+    return task_fn
+
+
+# ---------------------------------------------------------------- torch.compile (opt-in)
+# Compiled functions are kept per ``loss`` (weakly) and algorithm: the estimators make
+# one ``loss`` per meta_fit and call the engine with it every iteration, so compilation
+# happens once (and again only for a new input shape, e.g. a smaller last batch).
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compiled(loss, algorithm, kind, make):
+    try:
+        cache = _COMPILED.setdefault(loss, {})
+    except TypeError:  # a loss that cannot be weakly referenced: compile per call
+        cache = {}
+    try:
+        key = (kind, algorithm, hash(algorithm))
+    except TypeError:  # learned rates (tensors) in the algorithm: one entry per object
+        key = (kind, id(algorithm))
+    if key not in cache:
+        cache[key] = torch.compile(make(loss, algorithm), dynamic=False)
+    return cache[key]
+
+
+# ---------------------------------------------------------------- the algorithms by name
+# Entry points of 0.1 and the tests' oracles: each is one algorithm under the engine.
+
+
 def inner_loop(loss, params, buffers, X, y, config):
     """Adapt ``params`` to one task's support set ``(X, y)``.
 
@@ -173,288 +445,22 @@ def inner_loop(loss, params, buffers, X, y, config):
     first_grad_norm : Tensor
         Frobenius norm of the first step's gradient (over all adapted tensors).
     """
-    names = tuple(params) if config.adapt_names is None else config.adapt_names
-    frozen = {k: v for k, v in params.items() if k not in names}
-
-    def support_loss(fast):
-        return loss({**frozen, **fast}, buffers, X, y)
-
-    grad_fn = grad(support_loss)
-    fast = {k: params[k] for k in names}
-    first_grad_norm = None
-    for _ in range(config.steps):
-        grads = grad_fn(fast)
-        if config.first_order:
-            grads = {k: g.detach() for k, g in grads.items()}
-        if first_grad_norm is None:
-            first_grad_norm = torch.sqrt(
-                sum((g.detach() ** 2).sum() for g in grads.values())
-            )
-        fast = {k: fast[k] - _lr_for(config.lr, k) * grads[k] for k in fast}
-    if first_grad_norm is None:  # steps == 0
-        first_grad_norm = torch.zeros((), device=next(iter(params.values())).device)
-    return {**frozen, **fast}, first_grad_norm
-
-
-def _lr_for(lr, name):
-    return lr[name] if isinstance(lr, Mapping) else lr
-
-
-def _maml_task_objective(loss, config):
-    def objective(params, buffers, Xs, ys, Xq, yq):
-        adapted, norm = inner_loop(loss, params, buffers, Xs, ys, config)
-        query_loss = loss.query(adapted, buffers, Xs, Xq, yq)
-        return query_loss, (query_loss.detach(), norm)
-
-    return objective
-
-
-STRATEGIES = ("vmap", "loop", "vmap+compile", "loop+compile")
-
-
-def _check_strategy(strategy):
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}.")
-
-
-def _autograd_ok(params):
-    """Whether plain ``torch.autograd`` may be used instead of nested ``torch.func``.
-
-    Not inside a ``torch.func`` transform (``grad``/``vmap`` of an engine function),
-    and not when ``params`` are part of an outer autograd graph: there the nested
-    ``torch.func`` form is used, which composes with both.
-    """
-    if torch._C._functorch.peek_interpreter_stack() is not None:
-        return False
-    return not (torch.is_grad_enabled() and any(v.requires_grad for v in params.values()))
-
-
-def _split(params, config):
-    names = tuple(params) if config.adapt_names is None else tuple(config.adapt_names)
-    frozen = {k: v for k, v in params.items() if k not in names}
-    return names, frozen
-
-
-def _batched_loss(loss, frozen, buffers):
-    """``f(fast, X, y) -> [n_tasks]``: each task's loss with its own ``fast`` weights.
-
-    Only the forward pass is vmapped; gradients are taken with ``torch.autograd`` on
-    ``f(...).sum()``, which is each task's gradient because tasks share no weights.
-    """
-    return vmap(_task_loss(loss, frozen, buffers))
-
-
-def _batched_query_loss(loss, frozen, buffers):
-    """``f(fast, Xs, Xq, yq) -> [n_tasks]``: each task's query loss (:meth:`TaskLoss.query`)."""
-
-    def task_query_loss(fast, Xs, Xq, yq):
-        return loss.query({**frozen, **fast}, buffers, Xs, Xq, yq)
-
-    return vmap(task_query_loss)
-
-
-def _grads(output, inputs, create_graph):
-    return torch.autograd.grad(
-        output, inputs, create_graph=create_graph, materialize_grads=True
-    )
-
-
-def _adapt(f, fast, X, y, config, differentiable, batched=True):
-    """Inner loop by ``torch.autograd``, for one task or (``batched``) all at once.
-
-    With ``batched``, ``f`` is :func:`_batched_loss` and ``fast`` holds
-    ``[n_tasks, ...]`` weights; otherwise ``f`` is one task's loss. With
-    ``differentiable=False`` (Reptile) each step's gradient is taken on detached
-    weights, so no graph is kept between steps. With ``config.checkpoint`` (second
-    order only) each step's graph is recomputed during the meta-backward pass instead
-    of being kept: the same numbers, with the memory of one step.
-    """
-    n_tasks = X.shape[0] if batched else 1
-    names = list(fast)
-
-    def step(want_norm, *weights):
-        if differentiable:
-            grads = _grads(f(dict(zip(names, weights)), X, y).sum(), weights,
-                           not config.first_order)
-        else:
-            with torch.enable_grad():
-                leaves = [w.detach().requires_grad_(True) for w in weights]
-                grads = _grads(f(dict(zip(names, leaves)), X, y).sum(), leaves, False)
-        # only the first step's gradient norm is recorded (meta_history_)
-        squares = (sum((g.detach() ** 2).reshape(n_tasks, -1).sum(1) for g in grads)
-                   if want_norm else None)
-        new = tuple(w - _lr_for(config.lr, k) * g for k, w, g in zip(names, weights, grads))
-        return new, squares
-
-    checkpointed = differentiable and config.checkpoint and not config.first_order
-    first_squares = None
-    weights = tuple(fast.values())
-    for i in range(config.steps):
-        if checkpointed:
-            weights, squares = torch.utils.checkpoint.checkpoint(
-                step, i == 0, *weights, use_reentrant=False
-            )
-        else:
-            weights, squares = step(i == 0, *weights)
-        if i == 0:
-            first_squares = squares
-    if first_squares is None:  # steps == 0
-        dtype = weights[0].dtype
-        first_squares = X.new_zeros(n_tasks, dtype=dtype)
-    first_grad_norm = torch.sqrt(first_squares).reshape(-1 if batched else ())
-    return dict(zip(names, weights)), first_grad_norm
-
-
-def _stacked(params, names, n_tasks):
-    """Each adapted tensor repeated along a new leading task dimension (a view)."""
-    return {k: params[k].expand(n_tasks, *params[k].shape) for k in names}
-
-
-def _batched_meta_gradient(loss, params, buffers, batch, config):
-    Xs, ys, Xq, yq = batch
-    with torch.enable_grad():
-        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        names, frozen = _split(leaves, config)
-        f = _batched_loss(loss, frozen, buffers)
-        fast = _stacked(leaves, names, Xs.shape[0])
-        adapted, norms = _adapt(f, fast, Xs, ys, config, differentiable=True)
-        query_losses = _batched_query_loss(loss, frozen, buffers)(adapted, Xs, Xq, yq)
-        grads = _grads(query_losses.mean(), list(leaves.values()), False)
-    return dict(zip(leaves, grads)), query_losses.detach(), norms
-
-
-def _functional_meta_gradient(loss, params, buffers, batch, config):
-    """``grad`` of ``vmap`` of ``grad``: composable with outer ``torch.func`` transforms."""
-    objective = _maml_task_objective(loss, config)
-
-    def batch_objective(p, buffers, *batch):
-        losses, aux = vmap(objective, in_dims=(None, None, 0, 0, 0, 0))(p, buffers, *batch)
-        return losses.mean(), aux
-
-    grads, (task_losses, norms) = grad(batch_objective, has_aux=True)(params, buffers, *batch)
-    return grads, task_losses, norms
+    shared, fast = split_adapted(params, config.adapt_names)
+    adapted, norm = sgd_adapt(_Functional(loss, buffers), shared, fast, X, y, config)
+    return {**shared, **adapted}, norm
 
 
 def maml_meta_gradient(loss, params, buffers, batch, config, strategy="vmap"):
-    """Meta-gradient of the mean query loss after adaptation, over a task batch.
+    """Meta-gradient of the mean query loss after adaptation (MAML), over a task batch.
 
-    Parameters
-    ----------
-    loss : callable
-        As made by :func:`make_loss`.
-    params, buffers : dict of str to Tensor
-        The initialisation being meta-learned, and the module's buffers.
-    batch : tuple of Tensor
-        ``(X_support, y_support, X_query, y_query)``, each ``[n_tasks, ...]``.
-    config : InnerLoop
-    strategy : {"vmap", "loop", "vmap+compile", "loop+compile"}
-        See the module docstring; ``"+compile"`` compiles on the first call for each
-        ``(loss, config)`` and input shapes, and reuses it afterwards.
-
-    Returns
-    -------
-    grads : dict of str to Tensor
-        Gradient of ``mean_t L_query_t(adapt_t(params))`` with respect to ``params``.
-    task_losses : Tensor of shape (n_tasks,)
-        Query loss of each task after adaptation (detached).
-    first_grad_norms : Tensor of shape (n_tasks,)
-        Norm of each task's first inner gradient.
+    :func:`meta_gradient` of :class:`sklmeta.algorithms.MAML` ``(config)``.
     """
-    _check_strategy(strategy)
-    if strategy == "vmap+compile":
-        fn = _compiled(loss, config, "maml-vmap", _functional_meta_gradient_fn)
-        return fn(params, buffers, *batch)
-    if strategy == "loop+compile":
-        task_grad = _compiled(loss, config, "maml-task", _task_meta_gradient_fn)
-        return _accumulate_over_tasks(task_grad, params, buffers, batch)
-    if not _autograd_ok(params):
-        if strategy == "vmap":
-            return _functional_meta_gradient(loss, params, buffers, batch, config)
-        task_grad = grad(_maml_task_objective(loss, config), has_aux=True)
-        return _accumulate_over_tasks(task_grad, params, buffers, batch)
-    if strategy == "vmap":
-        return _batched_meta_gradient(loss, params, buffers, batch, config)
-    return _loop_meta_gradient(loss, params, buffers, batch, config)
+    return meta_gradient(MAML(config), loss, params, buffers, batch, strategy)
 
 
-def _task_loss(loss, frozen, buffers):
-    def task_loss(fast, X, y):
-        return loss({**frozen, **fast}, buffers, X, y)
-
-    return task_loss
-
-
-def _loop_meta_gradient(loss, params, buffers, batch, config):
-    """Per-task loop: accumulate each task's meta-gradient, one task's graph at a time.
-
-    The textbook computation: ``torch.autograd.grad(create_graph=True)`` per inner step.
-    """
-
-    def task_grad(p, buffers, Xs, ys, Xq, yq):
-        names, frozen = _split(p, config)
-        f = _task_loss(loss, frozen, buffers)
-        fast = {k: p[k] for k in names}
-        adapted, norm = _adapt(f, fast, Xs, ys, config, differentiable=True, batched=False)
-        query_loss = loss.query({**frozen, **adapted}, buffers, Xs, Xq, yq)
-        grads = _grads(query_loss, list(p.values()), False)
-        return dict(zip(p, grads)), (query_loss.detach(), norm)
-
-    with torch.enable_grad():
-        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        return _accumulate_over_tasks(task_grad, leaves, buffers, batch)
-
-
-def _accumulate_over_tasks(task_grad, params, buffers, batch):
-    """Mean of ``task_grad(params, buffers, *task)`` over the tasks of ``batch``."""
-    n_tasks = batch[0].shape[0]
-    total = {k: torch.zeros_like(v) for k, v in params.items()}
-    task_losses, norms = [], []
-    for t in range(n_tasks):
-        g, (task_loss, norm) = task_grad(params, buffers, *(b[t] for b in batch))
-        for k in total:
-            total[k].add_(g[k])
-        task_losses.append(task_loss)
-        norms.append(norm)
-    grads = {k: v / n_tasks for k, v in total.items()}
-    return grads, torch.stack(task_losses), torch.stack(norms)
-
-
-# ---------------------------------------------------------------- torch.compile (opt-in)
-# Compiled functions are kept per ``loss`` (weakly) and ``config``: the estimators make
-# one ``loss`` per meta_fit and call the engine with it every iteration, so compilation
-# happens once (and again only for a new input shape, e.g. a smaller last batch).
-_COMPILED = weakref.WeakKeyDictionary()
-
-
-def _compiled(loss, config, kind, make):
-    try:
-        cache = _COMPILED.setdefault(loss, {})
-    except TypeError:  # a loss that cannot be weakly referenced: compile per call
-        cache = {}
-    key = (kind, config if not isinstance(config.lr, Mapping) else id(config))
-    if key not in cache:
-        cache[key] = torch.compile(make(loss, config), dynamic=False)
-    return cache[key]
-
-
-def _functional_meta_gradient_fn(loss, config):
-    def fn(params, buffers, *batch):
-        return _functional_meta_gradient(loss, params, buffers, batch, config)
-
-    return fn
-
-
-def _task_meta_gradient_fn(loss, config):
-    return grad(_maml_task_objective(loss, config), has_aux=True)
-
-
-def _reptile_task_fn(loss, config):
-    def task_update(p, b, Xs, ys, Xq, yq):
-        adapted, norm = inner_loop(loss, p, b, Xs, ys, config)
-        delta = {k: adapted[k] - p[k] for k in p}
-        return delta, loss.query(adapted, b, Xs, Xq, yq), norm
-
-    return task_update
+def _functional_meta_gradient(loss, params, buffers, batch, config):
+    """MAML's nested-``torch.func`` form (``grad`` of ``vmap`` of ``grad``)."""
+    return _functional_gradient(MAML(config), loss, params, buffers, batch)
 
 
 def reptile_direction(loss, params, buffers, batch, config, strategy="vmap"):
@@ -462,96 +468,23 @@ def reptile_direction(loss, params, buffers, batch, config, strategy="vmap"):
 
     Each task takes ``config.steps`` plain SGD steps on its support set; the
     meta-update is ``params + meta_step_size * direction`` (Nichol et al., 2018).
-
-    Returns
-    -------
-    direction : dict of str to Tensor
-    task_losses : Tensor of shape (n_tasks,)
-        Query loss of each task after adaptation.
-    first_grad_norms : Tensor of shape (n_tasks,)
+    :func:`meta_direction` of :class:`sklmeta.algorithms.Reptile` ``(config)``.
     """
-    _check_strategy(strategy)
-    config = InnerLoop(config.lr, config.steps, True, config.adapt_names)
-    Xs, ys, Xq, yq = batch
-    n_tasks = Xs.shape[0]
-    with torch.no_grad():
-        if strategy.endswith("+compile") or not _autograd_ok(params):
-            task_update = _reptile_task_fn(loss, config)
-            if strategy.endswith("+compile"):
-                task_update = _compiled(loss, config, f"reptile-{strategy}", _reptile_task_fn)
-            if strategy.startswith("vmap"):
-                deltas, task_losses, norms = vmap(
-                    task_update, in_dims=(None, None, 0, 0, 0, 0)
-                )(params, buffers, *batch)
-                return {k: d.mean(0) for k, d in deltas.items()}, task_losses, norms
-            total = {k: torch.zeros_like(v) for k, v in params.items()}
-            task_losses, norms = [], []
-            for t in range(n_tasks):
-                delta, task_loss, norm = task_update(params, buffers, *(b[t] for b in batch))
-                for k in total:
-                    total[k].add_(delta[k])
-                task_losses.append(task_loss)
-                norms.append(norm)
-            direction = {k: v / n_tasks for k, v in total.items()}
-            return direction, torch.stack(task_losses), torch.stack(norms)
-
-        names, frozen = _split(params, config)
-        if strategy == "vmap":
-            f = _batched_loss(loss, frozen, buffers)
-            adapted, norms = _adapt(
-                f, _stacked(params, names, n_tasks), Xs, ys, config, differentiable=False
-            )
-            task_losses = _batched_query_loss(loss, frozen, buffers)(adapted, Xs, Xq, yq)
-            direction = {
-                k: (adapted[k] - params[k]).mean(0) if k in adapted else torch.zeros_like(v)
-                for k, v in params.items()
-            }
-            return direction, task_losses, norms
-        f = _task_loss(loss, frozen, buffers)
-        total = {k: torch.zeros_like(v) for k, v in params.items()}
-        task_losses, norms = [], []
-        for t in range(n_tasks):
-            fast = {k: params[k] for k in names}
-            adapted, norm = _adapt(f, fast, Xs[t], ys[t], config, False, batched=False)
-            for k in adapted:
-                total[k].add_(adapted[k] - params[k])
-            task_losses.append(loss.query({**frozen, **adapted}, buffers, Xs[t], Xq[t], yq[t]))
-            norms.append(norm)
-        direction = {k: v / n_tasks for k, v in total.items()}
-        return direction, torch.stack(task_losses), torch.stack(norms)
+    return meta_direction(Reptile(config), loss, params, buffers, batch, strategy)
 
 
 def pooled_gradient(loss, params, buffers, batch, strategy="vmap"):
     """Gradient of the mean loss on all of each task's data (joint pre-training).
 
-    The baseline of Finn et al. (2017): one model trained on the pooled data of all
-    tasks, with no inner loop. Support and query sets are both used.
-
-    Returns
-    -------
-    grads : dict of str to Tensor
-    task_losses : Tensor of shape (n_tasks,)
+    Returns ``(grads, task_losses)``; :func:`meta_gradient` of
+    :class:`sklmeta.algorithms.JointPretraining` also returns each task's
+    support-gradient norm.
     """
     if strategy not in ("vmap", "loop"):
         raise ValueError(f"strategy must be 'vmap' or 'loop', got {strategy!r}.")
-    def task_losses(p):
-        if strategy == "vmap":
-            return vmap(loss.pooled, in_dims=(None, None, 0, 0, 0, 0))(p, buffers, *batch)
-        return torch.stack([loss.pooled(p, buffers, *(b[t] for b in batch))
-                            for t in range(batch[0].shape[0])])
-
-    if _autograd_ok(params):
-        with torch.enable_grad():
-            leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-            losses = task_losses(leaves)
-            grads = _grads(losses.mean(), list(leaves.values()), False)
-        return dict(zip(leaves, grads)), losses.detach()
-
-    def objective(p):
-        losses = task_losses(p)
-        return losses.mean(), losses.detach()
-
-    return grad(objective, has_aux=True)(params)
+    grads, task_losses, _ = meta_gradient(JointPretraining(), loss, params, buffers, batch,
+                                          strategy)
+    return grads, task_losses
 
 
 def has_builtin_batchnorm(module):

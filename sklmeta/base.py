@@ -8,7 +8,6 @@ makes sure a failed call leaves the estimator as it was.
 """
 
 import copy
-import math
 import numbers
 import sys
 import time
@@ -27,7 +26,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 
 from . import _engine
 from ._device import fall_back_to_cpu_if_unavailable, resolve_device
-from .networks import MLP, Conv4, convert_batchnorm, forward, uses_reference_rows
+from .networks import MLP, BatchNorm1d, Conv4, convert_batchnorm, forward, uses_reference_rows
 from .tasks import TaskBatch, TaskSequence
 from .tasks._base import Task, as_rng
 
@@ -134,7 +133,7 @@ def _configure_for_engine(module):
     module.eval()
     convert_batchnorm(module)
     for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):  # BatchNorm3d
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):  # kinds not converted
             m.train()
             m.track_running_stats = False
     return module
@@ -163,12 +162,32 @@ def _cast_float(tensor, device, dtype):
 
 # features or targets of larger mean or spread than this get a warning at meta_fit
 _UNSCALED = 100.0
+_SCALE_SAMPLE = 100_000
+
+
+def _warn_if_single_example_support(module, n_support, batch_norm_stats):
+    """One support example has zero BatchNorm1d variance: support statistics then scale
+    new examples by 1/sqrt(eps) (about 316)."""
+    if n_support == 1 and batch_norm_stats == "support" and any(
+        isinstance(m, BatchNorm1d) for m in module.modules()
+    ):
+        warnings.warn(
+            "The support set has one example, and BatchNorm1d statistics of one example "
+            "have zero variance: batch_norm_stats='support' then multiplies what is "
+            "predicted by about 1/sqrt(eps). Use at least two support examples, a network "
+            "without BatchNorm1d, or batch_norm_stats='transductive'.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _check_float32_range(array, name):
     """Refuse values that float32, the networks' precision, turns into infinity."""
     array = np.asarray(array)
-    if array.dtype.kind == "f" and array.size and np.abs(array).max() > _FLOAT32_MAX:
+    # float32 arrays cannot hold such values (and infinity is refused elsewhere)
+    if array.dtype.itemsize > 4 and array.dtype.kind == "f" and array.size and (
+        np.abs(array).max() > _FLOAT32_MAX
+    ):
         raise ValueError(
             f"{name} has values beyond float32's range (|value| > {_FLOAT32_MAX:.3g}), "
             "which the network would see as infinity; standardise the data."
@@ -265,6 +284,8 @@ class BaseMetaEstimator(BaseEstimator):
             n_iter_done = 0
         self._check_module_output(module, params, buffers, first.X_support[0], input_shape,
                                   target_info)
+        _warn_if_single_example_support(module, np.shape(first.X_support)[1],
+                                        self.batch_norm_stats)
         strategy = _engine.choose_strategy(
             self.strategy, module, device, second_order=self._second_order(),
             n_tasks=len(first),
@@ -282,6 +303,7 @@ class BaseMetaEstimator(BaseEstimator):
         last_report = start
         done = 0
         interrupted = diverged = False
+        last_finite = None
         try:
             batch = first
             for it in range(self.max_iter):
@@ -290,6 +312,8 @@ class BaseMetaEstimator(BaseEstimator):
                     self._check_batch_like(batch, first)
                     self._check_task_targets(batch, target_info)
                 tensors = self._batch_to_tensors(batch, input_shape, device, params)
+                # the parameters after `done` updates: restored if this update diverges
+                # or is interrupted half-way (a Ctrl-C can land inside optimizer.step)
                 last_finite = {k: v.clone() for k, v in params.items()}
                 task_losses, task_norms = update(loss, params, buffers, tensors, strategy)
                 if not _all_finite(task_losses, *params.values()):
@@ -300,7 +324,8 @@ class BaseMetaEstimator(BaseEstimator):
                     break
                 losses[it] = task_losses.mean()
                 norms[it] = task_norms.mean()
-                done = it + 1
+                # one statement: no signal is handled between these two stores
+                done, last_finite = it + 1, None
                 now = time.perf_counter()
                 wall[it] = now - start
                 if progress is not None and (now - last_report > 0.5 or done == self.max_iter):
@@ -310,6 +335,10 @@ class BaseMetaEstimator(BaseEstimator):
                     last_report = now
         except KeyboardInterrupt:
             interrupted = True
+            if last_finite is not None:
+                with torch.no_grad():
+                    for k, v in params.items():
+                        v.copy_(last_finite[k])
         finally:
             if progress is not None:
                 progress.close()
@@ -410,7 +439,10 @@ class BaseMetaEstimator(BaseEstimator):
         if self._TARGET_INFO == "n_outputs_":
             parts["targets"] = (batch.y_support, batch.y_query)
         for what, arrays in parts.items():
-            values = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+            # a prefix of each array is enough to see the scale, and bounds the memory
+            values = np.concatenate(
+                [np.asarray(a).ravel()[:_SCALE_SAMPLE].astype(np.float64) for a in arrays]
+            )
             scale = max(abs(values.mean()), values.std())
             if scale > _UNSCALED:
                 warnings.warn(
@@ -604,6 +636,7 @@ class BaseMetaEstimator(BaseEstimator):
         )
         self.n_features_in_ = int(np.prod(X.shape[1:]))
         self._set_adapted_targets(target_state)
+        _warn_if_single_example_support(module, X.shape[0], self.batch_norm_stats)
         return self
 
     def fit(self, X, y=None):
@@ -726,7 +759,10 @@ class BaseMetaEstimator(BaseEstimator):
         # estimators pickled by sklmeta 0.1 were meta-trained transductively
         state.setdefault("batch_norm_stats", "transductive")
         super().__setstate__(state)
-        fall_back_to_cpu_if_unavailable(self)
+        if hasattr(self, "meta_params_") or hasattr(self, "adapted_params_"):
+            # a fitted model moved to a machine without its device still predicts;
+            # an unfitted one (a copy, a joblib worker's) keeps the device it asks for
+            fall_back_to_cpu_if_unavailable(self)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -882,6 +918,22 @@ class MetaRegressorMixin(_TaskScoreMixin):
         return out[:, 0] if self._y_ndim == 1 else out
 
 
+def _check_integer_labels(ys, yq, n_way, where):
+    """Task labels must be integers in ``0..n_way-1`` (episodes are relabelled per task)."""
+    ys, yq = np.asarray(ys), np.asarray(yq)
+    if ys.dtype.kind not in "biu" or yq.dtype.kind not in "biu":
+        raise ValueError(
+            "Classification tasks must give integer labels 0..n_way-1 (episodes are "
+            f"relabelled per task); {where} has labels of dtype {ys.dtype} and {yq.dtype}."
+        )
+    low, high = min(ys.min(), yq.min()), max(ys.max(), yq.max())
+    if low < 0 or (n_way is not None and high >= n_way):
+        limit = "n_way-1" if n_way is None else f"n_way-1 = 0..{n_way - 1}"
+        raise ValueError(
+            f"Task labels must lie in 0..{limit}; {where} has labels from {low} to {high}."
+        )
+
+
 class MetaClassifierMixin(_TaskScoreMixin):
     """Targets of classification tasks: ``n_way`` output units, cross-entropy loss.
 
@@ -912,23 +964,15 @@ class MetaClassifierMixin(_TaskScoreMixin):
         return loss
 
     def _task_target_info(self, ys, yq, source):
-        if ys.dtype.kind not in "biu" or yq.dtype.kind not in "biu":
-            raise ValueError(
-                "Classification tasks must give integer labels 0..n_way-1 (episodes are "
-                f"relabelled per task); got dtypes {ys.dtype} and {yq.dtype}."
-            )
         if ys.ndim != 2 or yq.ndim != 2:
             raise ValueError(
                 f"Classification task labels must be (n_tasks, n_examples); got {ys.shape}."
             )
         n_way = getattr(source, "n_way", None)
         if n_way is None:
+            _check_integer_labels(ys, yq, None, "the first meta-batch")
             n_way = int(max(ys.max(), yq.max())) + 1
-        if ys.min() < 0 or max(ys.max(), yq.max()) >= n_way:
-            raise ValueError(
-                f"Task labels must lie in 0..n_way-1 = 0..{n_way - 1}; got labels from "
-                f"{min(ys.min(), yq.min())} to {max(ys.max(), yq.max())}."
-            )
+        _check_integer_labels(ys, yq, n_way, "the first meta-batch")
         return int(n_way)
 
     def _target_info(self):
@@ -936,18 +980,7 @@ class MetaClassifierMixin(_TaskScoreMixin):
 
     def _check_task_targets(self, batch, n_way):
         """Every meta-batch, not just the first: integer labels in ``0..n_way-1``."""
-        ys, yq = np.asarray(batch.y_support), np.asarray(batch.y_query)
-        if ys.dtype.kind not in "biu" or yq.dtype.kind not in "biu":
-            raise ValueError(
-                "Classification tasks must give integer labels 0..n_way-1; a later "
-                f"meta-batch has labels of dtype {ys.dtype} and {yq.dtype}."
-            )
-        low, high = min(ys.min(), yq.min()), max(ys.max(), yq.max())
-        if low < 0 or high >= n_way:
-            raise ValueError(
-                f"Task labels must lie in 0..n_way-1 = 0..{n_way - 1}; a later meta-batch "
-                f"has labels from {low} to {high}."
-            )
+        _check_integer_labels(batch.y_support, batch.y_query, n_way, "a later meta-batch")
 
     @staticmethod
     def _check_output_shape(out, n_examples, n_way, exact=True):

@@ -7,6 +7,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval
 
 from . import _engine
+from .algorithms import MAML, InnerLoop
 from .base import BaseMetaEstimator, MetaClassifierMixin, MetaRegressorMixin
 
 __all__ = ["MAMLRegressor", "MAMLClassifier"]
@@ -120,12 +121,12 @@ class _MAMLBase(BaseMetaEstimator):
 
     def _make_meta_update(self, params):
         optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
-        config = _engine.InnerLoop(self.inner_lr, self.inner_steps, self.first_order,
-                                   checkpoint=self.checkpoint_inner_loop)
+        algorithm = MAML(InnerLoop(self.inner_lr, self.inner_steps, self.first_order,
+                                   checkpoint=self.checkpoint_inner_loop))
 
         def update(loss, params, buffers, batch, strategy):
-            grads, task_losses, norms = _engine.maml_meta_gradient(
-                loss, params, buffers, batch, config, strategy
+            grads, task_losses, norms = _engine.meta_gradient(
+                algorithm, loss, params, buffers, batch, strategy
             )
             for name, p in params.items():
                 p.grad = grads[name]

@@ -7,13 +7,15 @@ only as the starting point of meta-training.
 """
 
 import contextlib
+import threading
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-__all__ = ["MLP", "Conv4", "BatchNorm1d", "BatchNorm2d", "reference_rows", "convert_batchnorm"]
+__all__ = ["MLP", "Conv4", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "reference_rows",
+           "convert_batchnorm"]
 
 
 class MLP(nn.Sequential):
@@ -61,10 +63,15 @@ def _plain_autograd():
 
 
 # How many leading rows of its input a normalisation layer takes its statistics from
-# (None: all of them). Set only by :func:`reference_rows`; read by the layers. A
-# module-level value rather than a forward argument, so that any network containing
-# the layers (a user's ``nn.Sequential`` too) works unchanged.
-_REFERENCE_ROWS = None
+# (None: all of them). Set only by :func:`reference_rows`; read by the layers. Not a
+# forward argument, so that any network containing the layers (a user's
+# ``nn.Sequential`` too) works unchanged; per thread, so that concurrent calls (a
+# predict in one thread, a meta_fit in another) do not see each other's.
+_STATE = threading.local()
+
+
+def _reference_rows():
+    return getattr(_STATE, "n_rows", None)
 
 
 @contextlib.contextmanager
@@ -77,12 +84,11 @@ def reference_rows(n_rows):
     set's statistics, so a query row's output depends on the support set and on
     itself only, never on the other query rows.
     """
-    global _REFERENCE_ROWS
-    previous, _REFERENCE_ROWS = _REFERENCE_ROWS, int(n_rows)
+    previous, _STATE.n_rows = _reference_rows(), int(n_rows)
     try:
         yield
     finally:
-        _REFERENCE_ROWS = previous
+        _STATE.n_rows = previous
 
 
 class _BatchNorm(nn.Module):
@@ -147,13 +153,14 @@ class _BatchNorm(nn.Module):
         return torch.addcmul(shift, x, scale)
 
     def forward(self, x):
-        n_ref = _REFERENCE_ROWS
+        n_ref = _reference_rows()
         if n_ref is None or n_ref >= x.shape[0]:
             return self._own_statistics(x)
-        reference, rest = x[:n_ref], x[n_ref:]
-        var, mean = torch.var_mean(reference, dim=self._stat_dims(x), correction=0)
+        # the reference rows normalised with their own statistics are normalised with
+        # the reference statistics: one affine map serves every row
+        var, mean = torch.var_mean(x[:n_ref], dim=self._stat_dims(x), correction=0)
         scale, shift = self._affine_of(mean, var, x.dim())
-        return torch.cat([self._own_statistics(reference), torch.addcmul(shift, rest, scale)])
+        return torch.addcmul(shift, x, scale)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
@@ -205,19 +212,39 @@ class BatchNorm2d(_BatchNorm):
     _input_ndim = (4,)
 
 
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation of ``(n, channels, depth, height, width)`` inputs.
+
+    See :class:`BatchNorm2d`.
+
+    Parameters
+    ----------
+    num_features : int
+    eps : float, default=1e-5
+    affine : bool, default=True
+    """
+
+    _input_ndim = (5,)
+
+
+_CONVERSIONS = ((nn.BatchNorm1d, BatchNorm1d), (nn.BatchNorm2d, BatchNorm2d),
+                (nn.BatchNorm3d, BatchNorm3d))
+
+
 def convert_batchnorm(module):
-    """Replace torch's ``nn.BatchNorm1d``/``2d`` layers of ``module`` (in place) by ours.
+    """Replace torch's ``nn.BatchNorm1d``/``2d``/``3d`` layers of ``module`` (in place) by ours.
 
     The replacements share the original layers' parameters (same names, so state
     dicts still match) and drop their running statistics, which the estimators never
-    use. Returns ``module``.
+    use. Subclasses of torch's layers are converted too (their own ``forward``, if
+    any, is not kept). Returns ``module``.
     """
-    kinds = {nn.BatchNorm1d: BatchNorm1d, nn.BatchNorm2d: BatchNorm2d}
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            kind = kinds.get(type(child))
-            if kind is not None:
-                setattr(parent, name, kind.from_builtin(child))
+            for builtin, ours in _CONVERSIONS:
+                if isinstance(child, builtin):
+                    setattr(parent, name, ours.from_builtin(child))
+                    break
     return module
 
 

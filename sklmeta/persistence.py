@@ -6,8 +6,10 @@ load pickles only from sources you trust. :func:`save` writes a file that
 :func:`load` reads with ``torch.load(..., weights_only=True)``, which only
 reconstructs tensors and plain containers, so a downloaded model cannot execute code
 when loaded. The file holds the estimator's class name and parameters, its fitted
-tensors and a SHA-256 checksum of all of it, so a damaged file is refused rather than
-loaded with altered weights. The network's *code* is not stored: the default networks
+tensors (an adapted estimator whose network has BatchNorm layers keeps its support
+inputs, ``support_inputs_``: mind what the file then holds) and a SHA-256 checksum of
+all of it, so a damaged file is refused rather than loaded with altered weights. The
+checksum detects damage, not tampering: anyone can write a file with a valid one. The network's *code* is not stored: the default networks
 are rebuilt from the parameters, and a custom ``module`` must be passed to :func:`load`.
 """
 
@@ -197,10 +199,17 @@ def save(estimator, path):
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _read(path):
@@ -269,11 +278,19 @@ def load(path, module=None):
             f"{where} was saved from an estimator with a custom module: pass the same "
             "network architecture as module= to load it."
         )
+    if payload["format"] in _OLD_FORMATS:  # sklmeta 0.1 meta-trained transductively
+        params.setdefault("batch_norm_stats", "transductive")
+    unknown = sorted(set(params) - set(cls().get_params()))
+    if unknown:
+        raise ValueError(
+            f"{where} has parameters {unknown} that {cls.__name__} does not take (written "
+            "by another version of sklmeta?)."
+        )
     est = cls(module=module if payload["custom_module"] else None, **params)
-    fall_back_to_cpu_if_unavailable(est)
     state = {k: v for k, v in payload["state"].items() if k in _KNOWN_STATE}
     if "meta_params_" not in state and "adapted_params_" not in state:
         return est
+    fall_back_to_cpu_if_unavailable(est)
     input_shape = tuple(state["input_shape_"])
     if payload["custom_module"]:
         net = module

@@ -5,9 +5,8 @@ from numbers import Real
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from torch.func import grad, vmap
-
 from . import _engine
+from .algorithms import JointPretraining
 from .base import BaseMetaEstimator, MetaClassifierMixin, MetaRegressorMixin
 from .maml import _COMMON_PARAMS_DOC, _TAIL_PARAMS_DOC
 
@@ -24,15 +23,12 @@ class _PretrainBase(BaseMetaEstimator):
 
     def _make_meta_update(self, params):
         optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
+        algorithm = JointPretraining()
 
         def update(loss, params, buffers, batch, strategy):
-            grads, task_losses = _engine.pooled_gradient(loss, params, buffers, batch, strategy)
-            # for meta_history_ only: how far each task's support loss is from a minimum
-            with torch.no_grad():
-                support_grads = vmap(grad(loss), in_dims=(None, None, 0, 0))(
-                    params, buffers, batch[0], batch[1]
-                )
-                norms = torch.sqrt(sum((g**2).flatten(1).sum(1) for g in support_grads.values()))
+            grads, task_losses, norms = _engine.meta_gradient(
+                algorithm, loss, params, buffers, batch, strategy
+            )
             for name, p in params.items():
                 p.grad = grads[name]
             optimizer.step()

@@ -6,6 +6,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval
 
 from . import _engine
+from .algorithms import InnerLoop, Reptile
 from .base import BaseMetaEstimator, MetaClassifierMixin, MetaRegressorMixin
 from .maml import _COMMON_PARAMS_DOC, _TAIL_PARAMS_DOC
 
@@ -19,11 +20,11 @@ class _ReptileBase(BaseMetaEstimator):
     }
 
     def _make_meta_update(self, params):
-        config = _engine.InnerLoop(self.inner_lr, self.inner_steps, first_order=True)
+        algorithm = Reptile(InnerLoop(self.inner_lr, self.inner_steps, first_order=True))
 
         def update(loss, params, buffers, batch, strategy):
-            direction, task_losses, norms = _engine.reptile_direction(
-                loss, params, buffers, batch, config, strategy
+            direction, task_losses, norms = _engine.meta_direction(
+                algorithm, loss, params, buffers, batch, strategy
             )
             for name, p in params.items():
                 p.add_(direction[name], alpha=self.meta_step_size)

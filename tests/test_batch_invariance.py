@@ -1,6 +1,8 @@
 """Predictions you can trust: a row's prediction does not depend on the rows predicted
 with it, outputs come in the precision they are computed in, and pandas input is data."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -98,9 +100,69 @@ def test_support_statistics_normalise_the_predictions():
     h = (hidden(Z) - mean) / torch.sqrt(var + 1e-5) * p["1.weight"] + p["1.bias"]
     expected = torch.relu(h) @ p["3.weight"].T + p["3.bias"]
     np.testing.assert_allclose(est.predict(Z.numpy()), expected[:, 0].numpy(), rtol=1e-10)
-    # a new meta_fit or adapt replaces the support set; a clone does not carry it
+    # a new adapt replaces the support set
     est.fit(X[:10], y[:10])
     assert est.support_inputs_.shape == (10, 3)
+
+
+def test_batchnorm_without_affine_parameters_and_3d():
+    from sklmeta.networks import BatchNorm3d
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), rng.normal(size=20)
+    module = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8, affine=False), nn.ReLU(),
+                           nn.Linear(8, 1))
+    est = MAMLRegressor(module, adapt_steps=2, device="cpu", random_state=0).fit(X, y)
+    assert set(est.adapted_params_) == {"0.weight", "0.bias", "3.weight", "3.bias"}
+    Z = rng.normal(size=(9, 3))
+    alone = np.array([est.predict(Z[i : i + 1])[0] for i in range(9)])
+    np.testing.assert_allclose(alone, est.predict(Z), rtol=1e-12)
+
+    class Volumes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv3d(1, 2, 3, padding=1)
+            self.norm = nn.BatchNorm3d(2)
+            self.head = nn.Linear(2 * 27, 2)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.norm(self.conv(x))).flatten(1))
+
+    V = rng.normal(size=(12, 1, 3, 3, 3))
+    clf = MAMLClassifier(Volumes(), device="cpu", random_state=0).fit(V, np.arange(12) % 2)
+    assert isinstance(clf.module_.norm, BatchNorm3d)
+    alone = np.concatenate([clf.predict_proba(V[i : i + 1]) for i in range(12)])
+    np.testing.assert_allclose(alone, clf.predict_proba(V), rtol=1e-10)
+
+
+def test_a_single_example_support_set_with_batchnorm1d_warns():
+    rng = np.random.default_rng(0)
+    est = MAMLRegressor(_bn_mlp(1), device="cpu", random_state=0)
+    with pytest.warns(UserWarning, match="one example.*zero variance"):
+        est.fit(rng.normal(size=(1, 3)), [1.0])
+    with warnings.catch_warnings(action="error"):
+        est.fit(rng.normal(size=(2, 3)), [1.0, 2.0])
+        est.set_params(batch_norm_stats="transductive").fit(rng.normal(size=(1, 3)), [1.0])
+
+
+def test_reference_rows_are_per_thread():
+    import threading
+
+    from sklmeta.networks import reference_rows
+
+    bn = BatchNorm1d(4).double()
+    x = torch.randn(50, 4, dtype=torch.float64) * 3 + 1
+    seen = {}
+
+    def other_thread():
+        seen["out"] = bn(x)  # no reference rows here: its own batch's statistics
+
+    with reference_rows(1):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    torch.testing.assert_close(seen["out"].mean(0), torch.zeros(4, dtype=torch.float64),
+                               atol=1e-6, rtol=0)
 
 
 def test_networks_without_batchnorm_keep_no_support_set(adapted_regressor):

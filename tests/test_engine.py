@@ -374,14 +374,28 @@ def test_support_statistics_in_nested_transforms_reptile_and_pooling(float64):
         torch.testing.assert_close(task_losses, torch.stack(expected), rtol=1e-10, atol=1e-12)
 
     # joint pre-training: support and query pooled, normalised with the support's statistics
-    grads, _ = _engine.pooled_gradient(loss, params, {}, batch, "vmap")
     total = 0.0
     for t in range(batch[0].shape[0]):
         X = torch.cat([batch[0][t], batch[2][t]])
         out = textbook_norm_forward(net, p, X, batch[0][t])
         total = total + F.cross_entropy(out, torch.cat([batch[1][t], batch[3][t]]))
     pooled_oracle = torch.autograd.grad(total / batch[0].shape[0], list(p.values()))
-    assert max_diff(grads, dict(zip(p, pooled_oracle))) < 1e-10
+    for strategy in ("vmap", "loop"):
+        grads, _ = _engine.pooled_gradient(loss, params, {}, batch, strategy)
+        assert max_diff(grads, dict(zip(p, pooled_oracle))) < 1e-10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["vmap+compile", "loop+compile"])
+def test_support_statistics_under_torch_compile(float64, strategy):
+    """The compiled strategies read the reference rows while tracing: same numbers."""
+    net, params, batch = conv_problem(BatchNorm2d(3), seed=7, n_tasks=2)
+    loss = _engine.make_loss(net, F.cross_entropy, batch_norm_stats="support")
+    config = _engine.InnerLoop(lr=0.5, steps=1)
+    eager, eager_losses, _ = _engine.maml_meta_gradient(loss, params, {}, batch, config, "loop")
+    compiled, losses, _ = _engine.maml_meta_gradient(loss, params, {}, batch, config, strategy)
+    assert max_diff(compiled, eager) < 1e-10
+    torch.testing.assert_close(losses, eager_losses)
 
 
 def test_support_statistics_need_sklmeta_batchnorm():

@@ -19,7 +19,6 @@ from sklmeta import (
     ReptileClassifier,
     ReptileRegressor,
 )
-from sklmeta import _engine
 from sklmeta.tasks import EpisodicTasks, SinusoidTasks, TaskBatch
 
 REGRESSORS = [MAMLRegressor, ReptileRegressor, PretrainedRegressor]
@@ -202,9 +201,21 @@ def test_user_module_is_copied_and_its_builtin_batchnorm_converted(digit_tasks):
     assert set(clf.meta_params_) == {k for k, _ in module.named_parameters()}
     # sklmeta's BatchNorm is exact under vmap (tests/test_engine.py), torch's is not
     assert clf.strategy_ == "vmap"
-    torch_bn = _engine.make_loss(module, torch.nn.functional.cross_entropy)
+    # kinds that are not converted keep torch's layer: the reference convention only,
+    # and never vmap for second order
+    class OwnNorm(nn.modules.batchnorm._BatchNorm):  # a kind of BatchNorm torch has not
+        def _check_input_dim(self, input):
+            pass
+
+    other = nn.Sequential(nn.Linear(64, 16), OwnNorm(16), nn.ReLU(), nn.Linear(16, 3))
+    with pytest.raises(ValueError, match="batch_norm_stats='transductive'"):
+        MAMLClassifier(other, max_iter=1, device="cpu").meta_fit(digit_tasks)
     with pytest.raises(ValueError, match="BatchNorm"):
-        _engine.choose_strategy("vmap", torch_bn.module, torch.device("cpu"), second_order=True)
+        MAMLClassifier(other, max_iter=1, device="cpu", strategy="vmap",
+                       batch_norm_stats="transductive").meta_fit(digit_tasks)
+    transductive = MAMLClassifier(other, max_iter=1, device="cpu",
+                                  batch_norm_stats="transductive").meta_fit(digit_tasks)
+    assert transductive.strategy_ == "loop"
 
 
 @pytest.mark.parametrize("cls", [MAMLRegressor, ReptileRegressor])

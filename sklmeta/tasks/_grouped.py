@@ -20,8 +20,8 @@ class GroupedTasks:
     k_query`` no larger than the smaller groups you want to keep; :meth:`task` gives a
     group's whole data (all its rows beyond ``k_support`` as the query set).
 
-    Integer targets are kept as integers (class labels, for the classifiers), other
-    targets become float32.
+    Integer targets are kept as integers (class labels ``0..K-1`` for the classifiers,
+    which then have ``n_way = K`` output units), other targets become float32.
 
     Parameters
     ----------
@@ -90,6 +90,10 @@ class GroupedTasks:
         self.k_query = k_query
         self.groups_ = labels[eligible]
         self.n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        if y.dtype.kind in "biu" and y.ndim == 1 and y.min() >= 0:
+            # class labels 0..n_way-1: the classifiers' number of output units, whatever
+            # labels the first meta-batch happens to contain
+            self.n_way = int(y.max()) + 1
         order = np.argsort(index, kind="stable")
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         self._rows = [order[starts[g] : starts[g] + counts[g]] for g in np.flatnonzero(eligible)]
