@@ -1,7 +1,8 @@
-"""sklmeta: gradient-based meta-learning (MAML, first-order MAML, Reptile) with a
-scikit-learn API, on PyTorch."""
+"""sklmeta: gradient-based meta-learning (MAML, first-order MAML, Meta-SGD, ANIL,
+Reptile) with a scikit-learn API, on PyTorch."""
 
 from .maml import MAMLClassifier, MAMLRegressor
+from .presets import ANILClassifier, ANILRegressor, MetaSGDClassifier, MetaSGDRegressor
 from .pretrain import PretrainedClassifier, PretrainedRegressor
 from .reptile import ReptileClassifier, ReptileRegressor
 
@@ -10,6 +11,10 @@ __version__ = "0.1.0"
 __all__ = [
     "MAMLRegressor",
     "MAMLClassifier",
+    "MetaSGDRegressor",
+    "MetaSGDClassifier",
+    "ANILRegressor",
+    "ANILClassifier",
     "ReptileRegressor",
     "ReptileClassifier",
     "PretrainedRegressor",

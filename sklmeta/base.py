@@ -116,6 +116,33 @@ def _warn_if_single_example_support(module, n_support, batch_norm_stats):
         )
 
 
+def adapted_parameter_names(module, params, adapt_params):
+    """The names of the parameters that adapt, from an ``adapt_params`` value.
+
+    "all": every meta-learned parameter (None); "head": those of the last layer that
+    has parameters of its own (ANIL, Raghu et al. 2020); a list: those names.
+    """
+    if isinstance(adapt_params, str) and adapt_params == "all":
+        return None
+    if isinstance(adapt_params, str):  # "head"
+        head = ()
+        for prefix, layer in module.named_modules():
+            own = tuple(f"{prefix}.{n}" if prefix else n
+                        for n, _ in layer.named_parameters(recurse=False))
+            own = tuple(n for n in own if n in params)
+            head = own or head
+        return head
+    names = tuple(adapt_params)
+    unknown = [n for n in names if n not in params]
+    if unknown or not names:
+        raise ValueError(
+            f"adapt_params names parameters the network does not meta-learn: {unknown}; "
+            f"its parameters are {list(params)}." if unknown else
+            "adapt_params must name at least one parameter."
+        )
+    return names
+
+
 class BaseMetaEstimator(BaseEstimator):
     """Base class of the meta-learning estimators; not for direct use.
 
@@ -204,10 +231,13 @@ class BaseMetaEstimator(BaseEstimator):
             self.strategy, module, device, second_order=self._second_order(),
             n_tasks=len(first),
         )
+        self._adapt_names(module, params)  # names a bad adapt_params before any work
+        # what is meta-learned: the initialisation, and what the algorithm adds to it
+        params = {**params, **self._extra_meta_tensors(module, params, warm)}
         params = {k: v.detach().to(device).clone() for k, v in params.items()}
         buffers = {k: v.to(device) for k, v in buffers.items()}
         loss = _engine.make_loss(module, self._loss_fn(None), self.batch_norm_stats)
-        update = self._make_meta_update(params)
+        update = self._make_meta_update(module, params)
 
         losses = torch.zeros(self.max_iter, device=device)
         norms = torch.zeros(self.max_iter, device=device)
@@ -292,7 +322,8 @@ class BaseMetaEstimator(BaseEstimator):
         for name in ("adapted_params_", "support_inputs_", "classes_", "n_features_in_"):
             self.__dict__.pop(name, None)
         self.module_ = module.cpu()
-        self.meta_params_ = {k: v.detach().cpu() for k, v in params.items()}
+        params = {k: v.detach().cpu() for k, v in params.items()}
+        self.meta_params_ = self._commit_extra_meta_tensors(params)
         self.buffers_ = {k: v.detach().cpu() for k, v in buffers.items()}
         self.input_shape_ = input_shape
         self._set_target_info(target_info)
@@ -368,6 +399,23 @@ class BaseMetaEstimator(BaseEstimator):
                     UserWarning,
                     stacklevel=3,
                 )
+
+    # ---- hooks of algorithms that meta-learn more than the initialisation, or adapt less
+    def _extra_meta_tensors(self, module, params, warm):
+        """Tensors meta-learned besides the initialisation (named apart from it)."""
+        return {}
+
+    def _commit_extra_meta_tensors(self, meta):
+        """Store the extra meta-learned tensors; return the initialisation alone."""
+        return meta
+
+    def _adapt_names(self, module, params):
+        """Names of the parameters that adapt (None: all of them)."""
+        return None
+
+    def _adaptation_inner_loop(self, module, params, steps, device):
+        return _engine.InnerLoop(self.inner_lr, steps, first_order=True,
+                                 adapt_names=self._adapt_names(module, params))
 
     def _check_architecture_unchanged(self, input_shape, target_info):
         """warm_start continues the network it has: refuse one whose parameters changed."""
@@ -524,7 +572,7 @@ class BaseMetaEstimator(BaseEstimator):
         params_d = {k: v.to(device) for k, v in params.items()}
         buffers_d = {k: v.to(device) for k, v in buffers.items()}
         loss = _engine.make_loss(module, self._loss_fn(target_state))
-        config = _engine.InnerLoop(self.inner_lr, steps, first_order=True)
+        config = self._adaptation_inner_loop(module, params, steps, device)
         with torch.no_grad():
             adapted, _ = _engine.inner_loop(loss, params_d, buffers_d, X_t, y_t, config)
             # parameters can be finite (1e27) and still give infinite outputs
@@ -594,7 +642,7 @@ class BaseMetaEstimator(BaseEstimator):
     # ------------------------------------------------------------------ scikit-learn protocol
     _META_STATE = (
         "module_", "meta_params_", "buffers_", "input_shape_", "meta_history_", "n_iter_",
-        "strategy_", "meta_interrupted_",
+        "strategy_", "meta_interrupted_", "inner_lrs_",
     )
 
     def __sklearn_clone__(self):
@@ -612,8 +660,9 @@ class BaseMetaEstimator(BaseEstimator):
         new = super().__sklearn_clone__()
         if hasattr(self, "meta_params_"):
             for name in self._META_STATE + (self._TARGET_INFO,):
-                value = getattr(self, name)
-                setattr(new, name, dict(value) if isinstance(value, dict) else value)
+                if hasattr(self, name):
+                    value = getattr(self, name)
+                    setattr(new, name, dict(value) if isinstance(value, dict) else value)
         return new
 
     def __sklearn_is_fitted__(self):

@@ -4,11 +4,16 @@ from numbers import Real
 
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 
 from . import _engine
-from .algorithms import MAML, InnerLoop
-from .base import BaseMetaEstimator, MetaClassifierMixin, MetaRegressorMixin
+from .algorithms import LR_PREFIX, MAML, InnerLoop, split_learned_rates
+from .base import (
+    BaseMetaEstimator,
+    MetaClassifierMixin,
+    MetaRegressorMixin,
+    adapted_parameter_names,
+)
 
 __all__ = ["MAMLRegressor", "MAMLClassifier"]
 
@@ -40,7 +45,22 @@ _MAML_PARAMS_DOC = """    first_order : bool, default=False
         pass instead of storing all ``inner_steps`` of them, so memory stops growing
         with ``inner_steps``, for about one more support forward and backward per
         step. The meta-gradient is the same (eager strategies; ignored by
-        "+compile")."""
+        "+compile").
+    learn_inner_lr : {False, "elementwise", "per_layer_step"}, default=False
+        Meta-learn the inner learning rates with the initialisation, starting at
+        ``inner_lr``: one per weight element (Meta-SGD, Li et al. 2017) or one per
+        parameter tensor and inner step (MAML++'s LSLR, Antoniou et al. 2019; steps of
+        :meth:`adapt` beyond ``inner_steps`` use the last step's rate). They are
+        ``inner_lrs_``, used by :meth:`adapt`.
+    adapt_params : "all", "head" or list of str, default="all"
+        Which parameters the inner loop (and :meth:`adapt`) changes: all, the last
+        layer's (ANIL, Raghu et al. 2020: the body is meta-learned, then kept fixed for
+        each task), or those named (keys of ``meta_params_``)."""
+
+_LEARNED_RATES_DOC = """    inner_lrs_ : dict of str to torch.Tensor
+        With ``learn_inner_lr``: the learned inner learning rates of each adapted
+        parameter (CPU tensors; element-wise, or one per inner step).
+"""
 
 _TAIL_PARAMS_DOC = """
     meta_batch_size : int, default={meta_batch_size}
@@ -114,15 +134,62 @@ class _MAMLBase(BaseMetaEstimator):
         "meta_lr": [Interval(Real, 0, None, closed="neither")],
         "first_order": ["boolean"],
         "checkpoint_inner_loop": ["boolean"],
+        "learn_inner_lr": [StrOptions({"elementwise", "per_layer_step"}), Options(bool, {False})],
+        "adapt_params": [StrOptions({"all", "head"}), list, tuple],
     }
 
     def _second_order(self):
         return not self.first_order
 
-    def _make_meta_update(self, params):
+    def _adapt_names(self, module, params):
+        return adapted_parameter_names(module, params, self.adapt_params)
+
+    def _extra_meta_tensors(self, module, params, warm):
+        if not self.learn_inner_lr:
+            return {}
+        names = self._adapt_names(module, params) or tuple(params)
+        if self.learn_inner_lr == "elementwise":  # Meta-SGD: one rate per weight
+            rates = {k: torch.full_like(params[k], self.inner_lr) for k in names}
+        else:  # MAML++'s LSLR: one rate per parameter tensor and inner step
+            rates = {k: torch.full((self.inner_steps,), float(self.inner_lr),
+                                   dtype=params[k].dtype) for k in names}
+        if warm and getattr(self, "inner_lrs_", None) is not None:
+            fitted = {k: tuple(v.shape) for k, v in self.inner_lrs_.items()}
+            if fitted != {k: tuple(v.shape) for k, v in rates.items()}:
+                raise ValueError(
+                    "warm_start=True but learn_inner_lr, inner_steps or adapt_params "
+                    "changed since the last meta_fit: the learned rates "
+                    f"{fitted} cannot continue as {self.learn_inner_lr!r} rates. Set "
+                    "warm_start=False to meta-learn afresh."
+                )
+            rates = self.inner_lrs_
+        return {LR_PREFIX + k: v for k, v in rates.items()}
+
+    def _commit_extra_meta_tensors(self, meta):
+        params, rates = split_learned_rates(meta)
+        if rates:
+            self.inner_lrs_ = rates
+        else:
+            self.__dict__.pop("inner_lrs_", None)
+        return params
+
+    def _adaptation_inner_loop(self, module, params, steps, device):
+        rates = getattr(self, "inner_lrs_", None)
+        if not self.learn_inner_lr or rates is None:
+            return super()._adaptation_inner_loop(module, params, steps, device)
+        return InnerLoop({k: v.to(device) for k, v in rates.items()}, steps, first_order=True,
+                         adapt_names=tuple(rates),
+                         lr_per_step=self.learn_inner_lr == "per_layer_step")
+
+    def _make_meta_update(self, module, params):
         optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
-        algorithm = MAML(InnerLoop(self.inner_lr, self.inner_steps, self.first_order,
-                                   checkpoint=self.checkpoint_inner_loop))
+        network = {k: v for k, v in params.items() if not k.startswith(LR_PREFIX)}
+        algorithm = MAML(InnerLoop(
+            self.inner_lr, self.inner_steps, self.first_order,
+            adapt_names=self._adapt_names(module, network),
+            checkpoint=self.checkpoint_inner_loop,
+            lr_per_step=self.learn_inner_lr == "per_layer_step",
+        ))
 
         def update(loss, params, buffers, batch, strategy):
             grads, task_losses, norms = _engine.meta_gradient(
@@ -152,6 +219,7 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
 """
         + _MAML_PARAMS_DOC
         + _TAIL_PARAMS_DOC.format(meta_batch_size=25, max_iter=1000)
+        + _LEARNED_RATES_DOC
         + """
     Examples
     --------
@@ -178,6 +246,8 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         max_iter=1000,
         first_order=False,
         checkpoint_inner_loop=False,
+        learn_inner_lr=False,
+        adapt_params="all",
         strategy="auto",
         batch_norm_stats="support",
         device="auto",
@@ -195,6 +265,8 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         self.max_iter = max_iter
         self.first_order = first_order
         self.checkpoint_inner_loop = checkpoint_inner_loop
+        self.learn_inner_lr = learn_inner_lr
+        self.adapt_params = adapt_params
         self.strategy = strategy
         self.batch_norm_stats = batch_norm_stats
         self.device = device
@@ -220,6 +292,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
 """
         + _MAML_PARAMS_DOC
         + _TAIL_PARAMS_DOC.format(meta_batch_size=32, max_iter=1000)
+        + _LEARNED_RATES_DOC
         + """    n_way_ : int
         Number of output units (classes per task at meta-training).
     classes_ : ndarray
@@ -253,6 +326,8 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         max_iter=1000,
         first_order=False,
         checkpoint_inner_loop=False,
+        learn_inner_lr=False,
+        adapt_params="all",
         strategy="auto",
         batch_norm_stats="support",
         device="auto",
@@ -270,6 +345,8 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         self.max_iter = max_iter
         self.first_order = first_order
         self.checkpoint_inner_loop = checkpoint_inner_loop
+        self.learn_inner_lr = learn_inner_lr
+        self.adapt_params = adapt_params
         self.strategy = strategy
         self.batch_norm_stats = batch_norm_stats
         self.device = device

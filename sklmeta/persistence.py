@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import maml, pretrain, reptile
+from . import maml, presets, pretrain, reptile
 from ._device import fall_back_to_cpu_if_unavailable
 from .base import _configure_for_engine, split_module_tensors
 
@@ -36,11 +36,13 @@ _OLD_FORMATS = ("sklmeta-safe-1",)  # no checksum
 _CLASSES = {
     cls.__name__: cls
     for cls in (
-        maml.MAMLRegressor, maml.MAMLClassifier, reptile.ReptileRegressor,
+        maml.MAMLRegressor, maml.MAMLClassifier, presets.MetaSGDRegressor,
+        presets.MetaSGDClassifier, presets.ANILRegressor, presets.ANILClassifier,
+        reptile.ReptileRegressor,
         reptile.ReptileClassifier, pretrain.PretrainedRegressor, pretrain.PretrainedClassifier,
     )
 }
-_TENSOR_DICTS = ("meta_params_", "adapted_params_", "buffers_")
+_TENSOR_DICTS = ("meta_params_", "adapted_params_", "buffers_", "inner_lrs_")
 _PLAIN_STATE = ("n_iter_", "strategy_", "meta_interrupted_", "n_features_in_", "n_outputs_",
                 "n_way_", "_y_ndim")
 _KNOWN_STATE = _TENSOR_DICTS + _PLAIN_STATE + (

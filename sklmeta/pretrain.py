@@ -21,7 +21,7 @@ class _PretrainBase(BaseMetaEstimator):
         "strategy": [StrOptions({"auto", "vmap", "loop"})],
     }
 
-    def _make_meta_update(self, params):
+    def _make_meta_update(self, module, params):
         optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
         algorithm = JointPretraining()
 

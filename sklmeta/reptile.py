@@ -19,7 +19,7 @@ class _ReptileBase(BaseMetaEstimator):
         "meta_step_size": [Interval(Real, 0, None, closed="neither")],
     }
 
-    def _make_meta_update(self, params):
+    def _make_meta_update(self, module, params):
         algorithm = Reptile(InnerLoop(self.inner_lr, self.inner_steps, first_order=True))
 
         def update(loss, params, buffers, batch, strategy):

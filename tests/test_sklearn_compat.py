@@ -25,7 +25,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
 from sklmeta import (
+    ANILClassifier,
     MAMLClassifier,
+    MetaSGDRegressor,
     MAMLRegressor,
     PretrainedClassifier,
     PretrainedRegressor,
@@ -67,6 +69,8 @@ def _meta_fitted_classifier():
 UNFITTED = [
     MAMLRegressor(device="cpu", random_state=0),
     MAMLClassifier(device="cpu", random_state=0),
+    MetaSGDRegressor(device="cpu", random_state=0),
+    ANILClassifier(device="cpu", random_state=0),
     ReptileRegressor(device="cpu", random_state=0),
     ReptileClassifier(device="cpu", random_state=0),
 ]

@@ -13,8 +13,9 @@ class InnerLoop:
     Parameters
     ----------
     lr : float or dict of str to Tensor
-        Inner learning rate; a dict gives one (possibly learned) rate per parameter
-        tensor, as in Meta-SGD.
+        Inner learning rate; a dict gives (possibly learned) rates per parameter
+        tensor: of the parameter's shape (one per element, Meta-SGD), a scalar, or,
+        with ``lr_per_step``, one per step (MAML++'s per-layer per-step rates).
     steps : int
         Number of gradient steps.
     first_order : bool, default=False
@@ -28,6 +29,9 @@ class InnerLoop:
         instead of keeping all ``steps`` graphs. Exact; the memory of the inner loop
         no longer grows with ``steps``, for about one more support forward and
         backward per step.
+    lr_per_step : bool, default=False
+        ``lr`` holds, for each parameter, a vector of per-step rates; steps beyond
+        its length use its last rate (adaptation may take more steps than training).
     """
 
     lr: Union[float, Mapping[str, torch.Tensor]]
@@ -35,6 +39,7 @@ class InnerLoop:
     first_order: bool = False
     adapt_names: Optional[Tuple[str, ...]] = None
     checkpoint: bool = False
+    lr_per_step: bool = False
 
 
 def split_adapted(params, adapt_names):
@@ -44,8 +49,13 @@ def split_adapted(params, adapt_names):
     return shared, {k: params[k] for k in names}
 
 
-def _lr_for(lr, name):
-    return lr[name] if isinstance(lr, Mapping) else lr
+def _lr_for(config, name, step):
+    lr = config.lr
+    if not isinstance(lr, Mapping):
+        return lr
+    if config.lr_per_step:
+        return lr[name][min(step, lr[name].shape[0] - 1)]
+    return lr[name]
 
 
 def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True):
@@ -76,21 +86,21 @@ def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True):
     def support_loss(weights):
         return ctx.loss(weights, shared, X, y)
 
-    def step(want_norm, *weights):
+    def step(i, *weights):
         current = dict(zip(names, weights))
         grads = ctx.gradients(support_loss, current, create_graph=not config.first_order,
                               differentiable=differentiable)
-        squares = ctx.squared_norm(grads) if want_norm else None
-        new = tuple(current[k] - _lr_for(config.lr, k) * grads[k] for k in names)
+        squares = ctx.squared_norm(grads) if i == 0 else None
+        new = tuple(current[k] - _lr_for(config, k, i) * grads[k] for k in names)
         return new, squares
 
     checkpointed = differentiable and config.checkpoint and not config.first_order
     weights, first_squares = tuple(fast.values()), None
     for i in range(config.steps):
         if checkpointed:
-            weights, squares = ctx.checkpoint(step, i == 0, *weights)
+            weights, squares = ctx.checkpoint(step, i, *weights)
         else:
-            weights, squares = step(i == 0, *weights)
+            weights, squares = step(i, *weights)
         if i == 0:
             first_squares = squares
     if first_squares is None:  # steps == 0

@@ -1,8 +1,22 @@
-"""MAML (Finn et al., 2017) and first-order MAML: the query loss after adaptation."""
+"""MAML (Finn et al., 2017), first-order MAML, and the learned rates of Meta-SGD
+(Li et al., 2017) and MAML++ (Antoniou et al., 2019): the query loss after adaptation."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._inner import InnerLoop, sgd_adapt, split_adapted
+
+LR_PREFIX = "inner_lr:"
+
+
+def split_learned_rates(meta):
+    """``(params, rates)``: the network's tensors, and learned inner rates by parameter name.
+
+    Learned rates are meta-learned tensors like the initialisation; in ``meta`` they
+    are named ``"inner_lr:<parameter name>"``.
+    """
+    params = {k: v for k, v in meta.items() if not k.startswith(LR_PREFIX)}
+    rates = {k[len(LR_PREFIX):]: v for k, v in meta.items() if k.startswith(LR_PREFIX)}
+    return params, rates
 
 
 @dataclass(frozen=True)
@@ -10,15 +24,20 @@ class MAML:
     """The meta-objective of a task: its query loss after ``inner`` steps from ``meta``.
 
     Its gradient with respect to ``meta`` is second order through the inner loop, or
-    first order (FOMAML) with ``inner.first_order``. Query examples are normalised as
-    at prediction (:meth:`sklmeta._engine.TaskLoss.query`).
+    first order (FOMAML) with ``inner.first_order``. When ``meta`` holds learned
+    rates (``"inner_lr:<name>"``: Meta-SGD's per-element rates, or MAML++'s per-step
+    ones with ``inner.lr_per_step``), they replace ``inner.lr`` and are meta-learned
+    with the initialisation. Query examples are normalised as at prediction
+    (:meth:`sklmeta._engine.TaskLoss.query`).
     """
 
     inner: InnerLoop
     kind = "gradient"
 
     def task_objective(self, ctx, meta, Xs, ys, Xq, yq):
-        shared, fast = split_adapted(meta, self.inner.adapt_names)
-        adapted, norm = sgd_adapt(ctx, shared, ctx.task_view(fast), Xs, ys, self.inner)
+        params, rates = split_learned_rates(meta)
+        inner = replace(self.inner, lr=rates) if rates else self.inner
+        shared, fast = split_adapted(params, inner.adapt_names)
+        adapted, norm = sgd_adapt(ctx, shared, ctx.task_view(fast), Xs, ys, inner)
         query_loss = ctx.query_loss(adapted, shared, Xs, Xq, yq)
         return query_loss, (query_loss.detach(), norm)

@@ -1,0 +1,119 @@
+"""The algorithm family as estimator parameters: Meta-SGD's and MAML++'s learned inner
+rates (``learn_inner_lr``), ANIL's head-only adaptation (``adapt_params``), and the
+named presets. The mathematics is checked against textbook oracles in test_engine.py."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+
+from sklmeta import (
+    ANILClassifier,
+    ANILRegressor,
+    MAMLRegressor,
+    MetaSGDClassifier,
+    MetaSGDRegressor,
+)
+from sklmeta.persistence import load, save
+from sklmeta.tasks import SinusoidTasks
+
+
+@pytest.fixture(scope="module")
+def sinusoid():
+    return SinusoidTasks(k_support=10, k_query=10)
+
+
+def quick(cls, **kwargs):
+    params = dict(max_iter=15, device="cpu", random_state=0, hidden_layer_sizes=(16, 16))
+    return cls(**{**params, **kwargs})
+
+
+def by_hand_adaptation(est, X, y, rates, steps, per_step):
+    """Plain gradient steps with the learned rates, written out (float64)."""
+    p = {k: v.double().clone().requires_grad_(True) for k, v in est.meta_params_.items()}
+    X, y = torch.as_tensor(X).double(), torch.as_tensor(y).double().reshape(-1, 1)
+    for i in range(steps):
+        out = torch.func.functional_call(est.module_, p, (X,))
+        g = torch.autograd.grad(torch.nn.functional.mse_loss(out, y), [p[k] for k in rates])
+        for k, gk in zip(rates, g):
+            lr = rates[k][min(i, len(rates[k]) - 1)] if per_step else rates[k]
+            p[k] = (p[k] - lr.double() * gk).detach().requires_grad_(True)
+    return p
+
+
+@pytest.mark.parametrize("learn, shape", [("elementwise", (16, 1)), ("per_layer_step", (2,))])
+def test_learned_rates_are_fitted_state_used_by_adapt(learn, shape, sinusoid, tmp_path):
+    est = quick(MAMLRegressor, learn_inner_lr=learn, inner_steps=2).meta_fit(sinusoid)
+    assert set(est.inner_lrs_) == set(est.meta_params_)
+    assert est.inner_lrs_["0.weight"].shape == shape
+    assert not torch.allclose(est.inner_lrs_["0.weight"], torch.tensor(0.01))  # learned
+    task = sinusoid.sample(1, random_state=3)[0]
+    est.set_params(adapt_steps=3).adapt(task.X_support, task.y_support)
+    expected = by_hand_adaptation(est, task.X_support, task.y_support, est.inner_lrs_, 3,
+                                  per_step=learn == "per_layer_step")
+    for k, v in est.adapted_params_.items():
+        torch.testing.assert_close(v.double(), expected[k].detach(), rtol=1e-5, atol=1e-6)
+    # the rates travel with the model: clone, pickle, safe save/load
+    for copy in (clone(est), pickle.loads(pickle.dumps(est)),
+                 (save(est, tmp_path / "m.pt"), load(tmp_path / "m.pt"))[1]):
+        for k, v in est.inner_lrs_.items():
+            assert torch.equal(copy.inner_lrs_[k], v)
+        copy.adapt(task.X_support, task.y_support)
+        np.testing.assert_array_equal(copy.predict(task.X_query), est.predict(task.X_query))
+
+
+def test_learned_rates_continue_with_warm_start_and_refuse_another_kind(sinusoid):
+    est = quick(MAMLRegressor, learn_inner_lr="elementwise").meta_fit(sinusoid)
+    rates = {k: v.clone() for k, v in est.inner_lrs_.items()}
+    est.set_params(warm_start=True, max_iter=5).meta_fit(sinusoid)
+    assert est.n_iter_ == 20
+    assert not torch.equal(est.inner_lrs_["0.weight"], rates["0.weight"])
+    est.set_params(learn_inner_lr="per_layer_step")
+    with pytest.raises(ValueError, match="learned rates .* cannot continue"):
+        est.meta_fit(sinusoid)
+    est.set_params(learn_inner_lr=False, warm_start=False).meta_fit(sinusoid)
+    assert not hasattr(est, "inner_lrs_")
+
+
+@pytest.mark.parametrize("adapt_params, adapted", [
+    ("head", {"4.weight", "4.bias"}),
+    (["2.bias", "4.bias"], {"2.bias", "4.bias"}),
+])
+def test_only_the_chosen_parameters_adapt(adapt_params, adapted, sinusoid):
+    est = quick(MAMLRegressor, adapt_params=adapt_params).meta_fit(sinusoid)
+    task = sinusoid.sample(1, random_state=0)[0]
+    est.adapt(task.X_support, task.y_support)
+    changed = {k for k, v in est.adapted_params_.items()
+               if not torch.equal(v, est.meta_params_[k])}
+    assert changed == adapted
+
+
+def test_bad_algorithm_parameters_are_named(sinusoid):
+    with pytest.raises(ValueError, match="adapt_params names .*'5.weight'"):
+        quick(MAMLRegressor, adapt_params=["5.weight"]).meta_fit(sinusoid)
+    with pytest.raises(ValueError, match="learn_inner_lr"):
+        quick(MAMLRegressor, learn_inner_lr=True).meta_fit(sinusoid)
+    with pytest.raises(ValueError, match="adapt_params"):
+        quick(MAMLRegressor, adapt_params="body").meta_fit(sinusoid)
+
+
+def test_presets_are_the_family_with_other_defaults():
+    assert MetaSGDRegressor().get_params()["learn_inner_lr"] == "elementwise"
+    assert MetaSGDClassifier().get_params() == MAMLRegressor().set_params(
+        learn_inner_lr="elementwise").get_params() | {"inner_lr": 0.4, "meta_batch_size": 32}
+    assert ANILRegressor().adapt_params == "head" and ANILClassifier().adapt_params == "head"
+    assert repr(MetaSGDRegressor(inner_lr=0.05)) == "MetaSGDRegressor(inner_lr=0.05)"
+    assert isinstance(ANILRegressor(), MAMLRegressor)
+
+
+def test_grid_search_over_algorithms(sinusoid):
+    """Variants are parameters, so one search compares algorithms on held-out tasks."""
+    grid = {"learn_inner_lr": [False, "elementwise"], "adapt_params": ["all", "head"]}
+    search = GridSearchCV(quick(MAMLRegressor, max_iter=20), grid, cv=2)
+    search.fit(sinusoid.sample(40, random_state=0))
+    scores = search.cv_results_["mean_test_score"]
+    assert len(scores) == 4 and np.all(np.isfinite(scores))
+    assert hasattr(search.best_estimator_, "meta_params_")
