@@ -1,5 +1,5 @@
-"""The sinusoid comparison of Finn et al. (2017): MAML, first-order MAML, Reptile and
-joint pre-training, evaluated K-shot after 1, 5 and 10 adaptation steps.
+"""The sinusoid comparison of Finn et al. (2017): MAML, first-order MAML, Meta-SGD, ANIL,
+Reptile and joint pre-training, evaluated K-shot after 1, 5 and 10 adaptation steps.
 
 Every learner is meta-trained on tasks with 10 support and 10 query points (the
 paper's setting), then evaluated on 600 new tasks with K = 5 and K = 10 support points
@@ -8,6 +8,7 @@ Two figures are saved: (a) MSE against adaptation steps, (b) the fit on one task
 support points all lie on the right half of the x-axis.
 
     python examples/sinusoid_comparison.py --max-iter 70000 --out results/sinusoid
+    python examples/sinusoid_comparison.py --only MAML Meta-SGD ANIL --max-iter 10000
 
 Results are written to ``<out>/results.json`` after each learner, so a long run that
 is stopped keeps what it finished.
@@ -36,6 +37,12 @@ def learners(max_iter, seed):
         "MAML": MAMLRegressor(inner_lr=0.01, inner_steps=1, meta_batch_size=25, **common),
         "FOMAML": MAMLRegressor(inner_lr=0.01, inner_steps=1, meta_batch_size=25,
                                 first_order=True, **common),
+        # Li et al. (2017): one learned inner rate per weight, initialised at alpha
+        "Meta-SGD": MAMLRegressor(inner_lr=0.01, inner_steps=1, meta_batch_size=25,
+                                  learn_inner_lr="elementwise", **common),
+        # Raghu et al. (2020): only the last layer adapts
+        "ANIL": MAMLRegressor(inner_lr=0.01, inner_steps=1, meta_batch_size=25,
+                              adapt_params="head", **common),
         "Reptile": ReptileRegressor(inner_lr=0.02, inner_steps=5, meta_step_size=0.1,
                                     meta_batch_size=5, **common),
         "pretrained": PretrainedRegressor(inner_lr=0.01, meta_batch_size=25, **common),
