@@ -1,8 +1,15 @@
-"""sklmeta: gradient-based meta-learning (MAML, first-order MAML, Meta-SGD, ANIL,
+"""sklmeta: gradient-based meta-learning (MAML, first-order MAML, Meta-SGD, ANIL, MAML++,
 Reptile) with a scikit-learn API, on PyTorch."""
 
 from .maml import MAMLClassifier, MAMLRegressor
-from .presets import ANILClassifier, ANILRegressor, MetaSGDClassifier, MetaSGDRegressor
+from .presets import (
+    ANILClassifier,
+    ANILRegressor,
+    MAMLPlusPlusClassifier,
+    MAMLPlusPlusRegressor,
+    MetaSGDClassifier,
+    MetaSGDRegressor,
+)
 from .pretrain import PretrainedClassifier, PretrainedRegressor
 from .reptile import ReptileClassifier, ReptileRegressor
 
@@ -15,6 +22,8 @@ __all__ = [
     "MetaSGDClassifier",
     "ANILRegressor",
     "ANILClassifier",
+    "MAMLPlusPlusRegressor",
+    "MAMLPlusPlusClassifier",
     "ReptileRegressor",
     "ReptileClassifier",
     "PretrainedRegressor",

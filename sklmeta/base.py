@@ -231,6 +231,7 @@ class BaseMetaEstimator(BaseEstimator):
             self.strategy, module, device, second_order=self._second_order(),
             n_tasks=len(first),
         )
+        self._check_strategy(strategy)
         self._adapt_names(module, params)  # names a bad adapt_params before any work
         # what is meta-learned: the initialisation, and what the algorithm adds to it
         params = {**params, **self._extra_meta_tensors(module, params, warm)}
@@ -259,7 +260,8 @@ class BaseMetaEstimator(BaseEstimator):
                 # the parameters after `done` updates: restored if this update diverges
                 # or is interrupted half-way (a Ctrl-C can land inside optimizer.step)
                 last_finite = {k: v.clone() for k, v in params.items()}
-                task_losses, task_norms = update(loss, params, buffers, tensors, strategy)
+                task_losses, task_norms = update(loss, params, buffers, tensors, strategy,
+                                                 iteration=n_iter_done + it)
                 if not _all_finite(task_losses, *params.values()):
                     with torch.no_grad():  # keep the last finite initialisation
                         for k, v in params.items():
@@ -399,6 +401,9 @@ class BaseMetaEstimator(BaseEstimator):
                     UserWarning,
                     stacklevel=3,
                 )
+
+    def _check_strategy(self, strategy):
+        """Refuse a strategy that cannot run this estimator's options."""
 
     # ---- hooks of algorithms that meta-learn more than the initialisation, or adapt less
     def _extra_meta_tensors(self, module, params, warm):

@@ -1,13 +1,14 @@
 """MAML (Finn et al., 2017) and first-order MAML estimators."""
 
-from numbers import Real
+from dataclasses import replace
+from numbers import Integral, Real
 
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
 from . import _engine
-from .algorithms import LR_PREFIX, MAML, InnerLoop, split_learned_rates
+from .algorithms import LR_PREFIX, MAML, InnerLoop, multi_step_loss_weights, split_learned_rates
 from .base import (
     BaseMetaEstimator,
     MetaClassifierMixin,
@@ -55,7 +56,18 @@ _MAML_PARAMS_DOC = """    first_order : bool, default=False
     adapt_params : "all", "head" or list of str, default="all"
         Which parameters the inner loop (and :meth:`adapt`) changes: all, the last
         layer's (ANIL, Raghu et al. 2020: the body is meta-learned, then kept fixed for
-        each task), or those named (keys of ``meta_params_``)."""
+        each task), or those named (keys of ``meta_params_``).
+    multi_step_loss : int, default=0
+        MAML++'s multi-step loss (Antoniou et al. 2019): the meta-objective weighs the
+        query loss after every inner step, uniformly at first and annealed towards the
+        last step over this many meta-iterations (counted across ``warm_start``
+        calls). 0 uses the last step's loss only.
+    first_order_iters : int, default=0
+        MAML++'s derivative-order annealing: first-order meta-gradients for this many
+        meta-iterations, then second order.
+    meta_lr_schedule : {"constant", "cosine"}, default="constant"
+        "cosine" anneals Adam's learning rate from ``meta_lr`` to ``meta_lr / 100``
+        over each ``meta_fit`` call's ``max_iter`` (MAML++)."""
 
 _LEARNED_RATES_DOC = """    inner_lrs_ : dict of str to torch.Tensor
         With ``learn_inner_lr``: the learned inner learning rates of each adapted
@@ -136,6 +148,9 @@ class _MAMLBase(BaseMetaEstimator):
         "checkpoint_inner_loop": ["boolean"],
         "learn_inner_lr": [StrOptions({"elementwise", "per_layer_step"}), Options(bool, {False})],
         "adapt_params": [StrOptions({"all", "head"}), list, tuple],
+        "multi_step_loss": [Interval(Integral, 0, None, closed="left")],
+        "first_order_iters": [Interval(Integral, 0, None, closed="left")],
+        "meta_lr_schedule": [StrOptions({"constant", "cosine"})],
     }
 
     def _second_order(self):
@@ -181,23 +196,43 @@ class _MAMLBase(BaseMetaEstimator):
                          adapt_names=tuple(rates),
                          lr_per_step=self.learn_inner_lr == "per_layer_step")
 
+    def _check_strategy(self, strategy):
+        if strategy.endswith("+compile") and (self.multi_step_loss or self.first_order_iters):
+            raise ValueError(
+                f"strategy={strategy!r} cannot run multi_step_loss or first_order_iters: "
+                "their per-iteration changes would recompile every iteration. Use an "
+                "eager strategy ('auto', 'vmap' or 'loop')."
+            )
+
     def _make_meta_update(self, module, params):
         optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
+        # MAML++: cosine annealing of the meta learning rate over this call's max_iter
+        scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=self.max_iter, eta_min=0.01 * self.meta_lr)
+            if self.meta_lr_schedule == "cosine" else None)
         network = {k: v for k, v in params.items() if not k.startswith(LR_PREFIX)}
-        algorithm = MAML(InnerLoop(
+        inner = InnerLoop(
             self.inner_lr, self.inner_steps, self.first_order,
             adapt_names=self._adapt_names(module, network),
             checkpoint=self.checkpoint_inner_loop,
             lr_per_step=self.learn_inner_lr == "per_layer_step",
-        ))
+        )
 
-        def update(loss, params, buffers, batch, strategy):
+        def update(loss, params, buffers, batch, strategy, iteration):
+            # MAML++: first order for the first iterations, weighted per-step losses
+            first_order = self.first_order or iteration < self.first_order_iters
+            weights = (multi_step_loss_weights(self.inner_steps, iteration,
+                                               self.multi_step_loss)
+                       if self.multi_step_loss else None)
+            algorithm = MAML(replace(inner, first_order=first_order), step_weights=weights)
             grads, task_losses, norms = _engine.meta_gradient(
                 algorithm, loss, params, buffers, batch, strategy
             )
             for name, p in params.items():
                 p.grad = grads[name]
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             return task_losses, norms
 
         return update
@@ -248,6 +283,9 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         checkpoint_inner_loop=False,
         learn_inner_lr=False,
         adapt_params="all",
+        multi_step_loss=0,
+        first_order_iters=0,
+        meta_lr_schedule="constant",
         strategy="auto",
         batch_norm_stats="support",
         device="auto",
@@ -267,6 +305,9 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         self.checkpoint_inner_loop = checkpoint_inner_loop
         self.learn_inner_lr = learn_inner_lr
         self.adapt_params = adapt_params
+        self.multi_step_loss = multi_step_loss
+        self.first_order_iters = first_order_iters
+        self.meta_lr_schedule = meta_lr_schedule
         self.strategy = strategy
         self.batch_norm_stats = batch_norm_stats
         self.device = device
@@ -328,6 +369,9 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         checkpoint_inner_loop=False,
         learn_inner_lr=False,
         adapt_params="all",
+        multi_step_loss=0,
+        first_order_iters=0,
+        meta_lr_schedule="constant",
         strategy="auto",
         batch_norm_stats="support",
         device="auto",
@@ -347,6 +391,9 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         self.checkpoint_inner_loop = checkpoint_inner_loop
         self.learn_inner_lr = learn_inner_lr
         self.adapt_params = adapt_params
+        self.multi_step_loss = multi_step_loss
+        self.first_order_iters = first_order_iters
+        self.meta_lr_schedule = meta_lr_schedule
         self.strategy = strategy
         self.batch_norm_stats = batch_norm_stats
         self.device = device

@@ -38,6 +38,7 @@ _CLASSES = {
     for cls in (
         maml.MAMLRegressor, maml.MAMLClassifier, presets.MetaSGDRegressor,
         presets.MetaSGDClassifier, presets.ANILRegressor, presets.ANILClassifier,
+        presets.MAMLPlusPlusRegressor, presets.MAMLPlusPlusClassifier,
         reptile.ReptileRegressor,
         reptile.ReptileClassifier, pretrain.PretrainedRegressor, pretrain.PretrainedClassifier,
     )

@@ -10,7 +10,10 @@ import inspect
 
 from .maml import MAMLClassifier, MAMLRegressor
 
-__all__ = ["MetaSGDRegressor", "MetaSGDClassifier", "ANILRegressor", "ANILClassifier"]
+__all__ = [
+    "MetaSGDRegressor", "MetaSGDClassifier", "ANILRegressor", "ANILClassifier",
+    "MAMLPlusPlusRegressor", "MAMLPlusPlusClassifier",
+]
 
 
 def _init_with_defaults(base, **defaults):
@@ -43,6 +46,11 @@ def _preset_doc(base, summary, defaults):
 
 _META_SGD = {"learn_inner_lr": "elementwise"}
 _ANIL = {"adapt_params": "head"}
+# Antoniou et al. (2019): 5 inner steps, per-layer per-step learned rates, multi-step loss,
+# cosine-annealed meta learning rate. (Their per-step BatchNorm is not implemented yet;
+# derivative-order annealing is available as first_order_iters, off by default.)
+_MAMLPP = {"inner_steps": 5, "learn_inner_lr": "per_layer_step", "multi_step_loss": 100,
+           "meta_lr_schedule": "cosine"}
 
 
 class MetaSGDRegressor(MAMLRegressor):
@@ -93,3 +101,20 @@ class ANILClassifier(MAMLClassifier):
     array([7, 8, 9])
     """
     __init__ = _init_with_defaults(MAMLClassifier, **_ANIL)
+
+
+class MAMLPlusPlusRegressor(MAMLRegressor):
+    __doc__ = _preset_doc(
+        MAMLRegressor,
+        "MAML++ for regression (Antoniou et al., 2019): learned per-layer per-step inner "
+        "rates, the multi-step loss and a cosine meta learning rate (per-step BatchNorm "
+        "is not implemented).", _MAMLPP)
+    __init__ = _init_with_defaults(MAMLRegressor, **_MAMLPP)
+
+
+class MAMLPlusPlusClassifier(MAMLClassifier):
+    __doc__ = _preset_doc(
+        MAMLClassifier,
+        "MAML++ for N-way K-shot classification (Antoniou et al., 2019); per-step "
+        "BatchNorm is not implemented.", _MAMLPP)
+    __init__ = _init_with_defaults(MAMLClassifier, **_MAMLPP)

@@ -25,7 +25,7 @@ class _PretrainBase(BaseMetaEstimator):
         optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
         algorithm = JointPretraining()
 
-        def update(loss, params, buffers, batch, strategy):
+        def update(loss, params, buffers, batch, strategy, iteration):
             grads, task_losses, norms = _engine.meta_gradient(
                 algorithm, loss, params, buffers, batch, strategy
             )

@@ -22,7 +22,7 @@ class _ReptileBase(BaseMetaEstimator):
     def _make_meta_update(self, module, params):
         algorithm = Reptile(InnerLoop(self.inner_lr, self.inner_steps, first_order=True))
 
-        def update(loss, params, buffers, batch, strategy):
+        def update(loss, params, buffers, batch, strategy, iteration):
             direction, task_losses, norms = _engine.meta_direction(
                 algorithm, loss, params, buffers, batch, strategy
             )

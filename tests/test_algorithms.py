@@ -107,6 +107,11 @@ def test_presets_are_the_family_with_other_defaults():
     assert ANILRegressor().adapt_params == "head" and ANILClassifier().adapt_params == "head"
     assert repr(MetaSGDRegressor(inner_lr=0.05)) == "MetaSGDRegressor(inner_lr=0.05)"
     assert isinstance(ANILRegressor(), MAMLRegressor)
+    from sklmeta import MAMLPlusPlusClassifier
+
+    pp = MAMLPlusPlusClassifier().get_params()
+    assert (pp["inner_steps"], pp["learn_inner_lr"], pp["meta_lr_schedule"]) == (
+        5, "per_layer_step", "cosine") and pp["multi_step_loss"] > 0
 
 
 def test_grid_search_over_algorithms(sinusoid):
@@ -117,3 +122,56 @@ def test_grid_search_over_algorithms(sinusoid):
     scores = search.cv_results_["mean_test_score"]
     assert len(scores) == 4 and np.all(np.isfinite(scores))
     assert hasattr(search.best_estimator_, "meta_params_")
+
+
+# ------------------------------------------------------------------ MAML++ switches
+
+
+def test_multi_step_loss_weights_anneal_towards_the_last_step():
+    from sklmeta.algorithms import multi_step_loss_weights
+
+    assert multi_step_loss_weights(4, 0, 100) == pytest.approx((0.25,) * 4)
+    middle = multi_step_loss_weights(4, 50, 100)
+    end = multi_step_loss_weights(4, 100, 100)
+    assert multi_step_loss_weights(4, 10_000, 100) == end
+    for w in (middle, end):
+        assert sum(w) == pytest.approx(1.0)
+    assert end[:3] == pytest.approx((0.03 / 4,) * 3) and end[3] == pytest.approx(1 - 0.09 / 4)
+    assert end[0] < middle[0] < 0.25 < middle[3] < end[3]
+    assert multi_step_loss_weights(1, 5, 10) == (1.0,)
+
+
+def test_first_order_iterations_then_second_order(sinusoid):
+    common = dict(inner_steps=2, meta_batch_size=4)
+    mixed = quick(MAMLRegressor, first_order_iters=3, max_iter=3, **common).meta_fit(sinusoid)
+    first = quick(MAMLRegressor, first_order=True, max_iter=3, **common).meta_fit(sinusoid)
+    for k, v in first.meta_params_.items():
+        assert torch.equal(mixed.meta_params_[k], v)
+    mixed = quick(MAMLRegressor, first_order_iters=3, max_iter=6, **common).meta_fit(sinusoid)
+    first = quick(MAMLRegressor, first_order=True, max_iter=6, **common).meta_fit(sinusoid)
+    assert not torch.allclose(mixed.meta_params_["0.weight"], first.meta_params_["0.weight"])
+
+
+def test_multi_step_loss_and_cosine_schedule_change_what_is_learned(sinusoid):
+    common = dict(inner_steps=3, meta_batch_size=4, max_iter=5)
+    plain = quick(MAMLRegressor, **common).meta_fit(sinusoid)
+    msl = quick(MAMLRegressor, multi_step_loss=10, **common).meta_fit(sinusoid)
+    assert not torch.allclose(msl.meta_params_["0.weight"], plain.meta_params_["0.weight"])
+    # with one inner step there is one loss: the multi-step loss is MAML's
+    one = dict(inner_steps=1, meta_batch_size=4, max_iter=5)
+    a = quick(MAMLRegressor, multi_step_loss=10, **one).meta_fit(sinusoid)
+    b = quick(MAMLRegressor, **one).meta_fit(sinusoid)
+    for k, v in b.meta_params_.items():
+        torch.testing.assert_close(a.meta_params_[k], v)
+    # the cosine schedule starts at meta_lr: the first update is the constant one's
+    cos1 = quick(MAMLRegressor, meta_lr_schedule="cosine", **{**one, "max_iter": 1})
+    const1 = quick(MAMLRegressor, **{**one, "max_iter": 1})
+    assert torch.equal(cos1.meta_fit(sinusoid).meta_params_["0.weight"],
+                       const1.meta_fit(sinusoid).meta_params_["0.weight"])
+    cos = quick(MAMLRegressor, meta_lr_schedule="cosine", **one).meta_fit(sinusoid)
+    assert not torch.allclose(cos.meta_params_["0.weight"], b.meta_params_["0.weight"])
+
+
+def test_compiled_strategies_refuse_per_iteration_switches(sinusoid):
+    with pytest.raises(ValueError, match="recompile every iteration"):
+        quick(MAMLRegressor, multi_step_loss=5, strategy="vmap+compile").meta_fit(sinusoid)

@@ -506,3 +506,37 @@ def test_checkpointed_inner_loop_with_learned_rates(float64):
         a, _, _ = _engine.meta_gradient(plain, loss, meta, {}, batch, strategy)
         b, _, _ = _engine.meta_gradient(checkpointed, loss, meta, {}, batch, strategy)
         assert max_diff(a, b) < 1e-12
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "loop", "nested"])
+def test_multi_step_loss_matches_textbook(float64, strategy):
+    """MAML++: the weighted query losses after every inner step."""
+    from sklmeta.algorithms import MAML
+
+    net, params, batch = mlp_problem(seed=11)
+    weights = (0.1, 0.3, 0.6)
+    algorithm = MAML(_engine.InnerLoop(lr=0.1, steps=3), step_weights=weights)
+    loss = _engine.make_loss(net, F.mse_loss)
+    if strategy == "nested":
+        grads, task_losses, _ = _engine._functional_gradient(algorithm, loss, params, {}, batch)
+    else:
+        grads, task_losses, _ = _engine.meta_gradient(algorithm, loss, params, {}, batch,
+                                                      strategy)
+    p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    Xs, ys, Xq, yq = batch
+    total, last = 0.0, []
+    for t in range(Xs.shape[0]):
+        fast = dict(p)
+        for w in weights:
+            out = torch.func.functional_call(net, fast, (Xs[t],))
+            g = torch.autograd.grad(F.mse_loss(out, ys[t]), list(fast.values()), create_graph=True)
+            fast = {k: v - 0.1 * gk for (k, v), gk in zip(fast.items(), g)}
+            query = F.mse_loss(torch.func.functional_call(net, fast, (Xq[t],)), yq[t])
+            total = total + w * query
+        last.append(query.detach())
+    oracle = dict(zip(p, torch.autograd.grad(total / Xs.shape[0], list(p.values()))))
+    assert max_diff(grads, oracle) < 1e-12
+    torch.testing.assert_close(task_losses, torch.stack(last))  # reported: the last step's
+    only_last = MAML(_engine.InnerLoop(lr=0.1, steps=3))
+    g_last, _, _ = _engine.meta_gradient(only_last, loss, params, {}, batch, "loop")
+    assert max_diff(grads, g_last) > 1e-4

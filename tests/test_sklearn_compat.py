@@ -27,6 +27,7 @@ from torch import nn
 from sklmeta import (
     ANILClassifier,
     MAMLClassifier,
+    MAMLPlusPlusRegressor,
     MetaSGDRegressor,
     MAMLRegressor,
     PretrainedClassifier,
@@ -71,6 +72,7 @@ UNFITTED = [
     MAMLClassifier(device="cpu", random_state=0),
     MetaSGDRegressor(device="cpu", random_state=0),
     ANILClassifier(device="cpu", random_state=0),
+    MAMLPlusPlusRegressor(device="cpu", random_state=0),
     ReptileRegressor(device="cpu", random_state=0),
     ReptileClassifier(device="cpu", random_state=0),
 ]

@@ -24,11 +24,12 @@ differentiable)``, ``squared_norm(grads)``, ``zero_norm(X)`` and
 """
 
 from ._inner import InnerLoop, sgd_adapt, split_adapted
-from ._maml import LR_PREFIX, MAML, split_learned_rates
+from ._maml import LR_PREFIX, MAML, multi_step_loss_weights, split_learned_rates
 from ._pretrain import JointPretraining
 from ._reptile import Reptile
 
 __all__ = [
     "InnerLoop", "sgd_adapt", "split_adapted", "MAML", "LR_PREFIX", "split_learned_rates",
+    "multi_step_loss_weights",
     "Reptile", "JointPretraining",
 ]

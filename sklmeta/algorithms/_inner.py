@@ -58,7 +58,7 @@ def _lr_for(config, name, step):
     return lr[name]
 
 
-def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True):
+def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True, trajectory=False):
     """``config.steps`` gradient steps on the support loss, from ``fast``.
 
     Parameters
@@ -75,9 +75,13 @@ def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True):
         Keep the graph from ``fast`` to the adapted tensors (MAML's meta-gradient);
         False for Reptile, whose update needs the values only.
 
+    trajectory : bool, default=False
+        Return the adapted tensors after every step (a list), not only the last
+        (MAML++'s multi-step loss reads them).
+
     Returns
     -------
-    adapted : dict of str to Tensor
+    adapted : dict of str to Tensor, or list of them with ``trajectory``
     first_grad_norm : Tensor
         Norm of the first step's gradient (per task), for ``meta_history_``.
     """
@@ -95,7 +99,7 @@ def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True):
         return new, squares
 
     checkpointed = differentiable and config.checkpoint and not config.first_order
-    weights, first_squares = tuple(fast.values()), None
+    weights, first_squares, path = tuple(fast.values()), None, []
     for i in range(config.steps):
         if checkpointed:
             weights, squares = ctx.checkpoint(step, i, *weights)
@@ -103,6 +107,9 @@ def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True):
             weights, squares = step(i, *weights)
         if i == 0:
             first_squares = squares
+        if trajectory:
+            path.append(dict(zip(names, weights)))
     if first_squares is None:  # steps == 0
         first_squares = ctx.zero_norm(X)
-    return dict(zip(names, weights)), torch.sqrt(first_squares)
+    adapted = path if trajectory else dict(zip(names, weights))
+    return adapted, torch.sqrt(first_squares)

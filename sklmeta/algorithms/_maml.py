@@ -2,6 +2,7 @@
 (Li et al., 2017) and MAML++ (Antoniou et al., 2019): the query loss after adaptation."""
 
 from dataclasses import dataclass, replace
+from typing import Optional, Tuple
 
 from ._inner import InnerLoop, sgd_adapt, split_adapted
 
@@ -24,7 +25,9 @@ class MAML:
     """The meta-objective of a task: its query loss after ``inner`` steps from ``meta``.
 
     Its gradient with respect to ``meta`` is second order through the inner loop, or
-    first order (FOMAML) with ``inner.first_order``. When ``meta`` holds learned
+    first order (FOMAML) with ``inner.first_order``. With ``step_weights`` (MAML++'s
+    multi-step loss) the objective is the weighted sum of the query losses after each
+    inner step. When ``meta`` holds learned
     rates (``"inner_lr:<name>"``: Meta-SGD's per-element rates, or MAML++'s per-step
     ones with ``inner.lr_per_step``), they replace ``inner.lr`` and are meta-learned
     with the initialisation. Query examples are normalised as at prediction
@@ -32,12 +35,34 @@ class MAML:
     """
 
     inner: InnerLoop
+    step_weights: Optional[Tuple[float, ...]] = None
     kind = "gradient"
 
     def task_objective(self, ctx, meta, Xs, ys, Xq, yq):
         params, rates = split_learned_rates(meta)
         inner = replace(self.inner, lr=rates) if rates else self.inner
         shared, fast = split_adapted(params, inner.adapt_names)
-        adapted, norm = sgd_adapt(ctx, shared, ctx.task_view(fast), Xs, ys, inner)
-        query_loss = ctx.query_loss(adapted, shared, Xs, Xq, yq)
-        return query_loss, (query_loss.detach(), norm)
+        if self.step_weights is None or inner.steps == 0:
+            adapted, norm = sgd_adapt(ctx, shared, ctx.task_view(fast), Xs, ys, inner)
+            query_loss = ctx.query_loss(adapted, shared, Xs, Xq, yq)
+            return query_loss, (query_loss.detach(), norm)
+        # MAML++'s multi-step loss: the query loss after every step, weighted
+        path, norm = sgd_adapt(ctx, shared, ctx.task_view(fast), Xs, ys, inner, trajectory=True)
+        losses = [ctx.query_loss(adapted, shared, Xs, Xq, yq) for adapted in path]
+        objective = sum(w * q for w, q in zip(self.step_weights, losses))
+        return objective, (losses[-1].detach(), norm)
+
+
+def multi_step_loss_weights(n_steps, iteration, anneal_iters):
+    """MAML++'s per-step query-loss weights at a meta-iteration (Antoniou et al., 2019).
+
+    Uniform at the start; the weights of the steps before the last decay linearly to
+    ``0.03 / n_steps`` over ``anneal_iters`` meta-iterations while the last step's grows,
+    after which only (almost) the last step counts. They always sum to one.
+    """
+    if n_steps <= 1:
+        return (1.0,)
+    floor = 0.03 / n_steps
+    progress = min(1.0, iteration / max(anneal_iters, 1))
+    early = 1.0 / n_steps - progress * (1.0 / n_steps - floor)
+    return (early,) * (n_steps - 1) + (1.0 - (n_steps - 1) * early,)
