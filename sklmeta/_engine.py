@@ -173,8 +173,10 @@ class _Autograd:
                 inputs = [w.detach().requires_grad_(True) for w in weights.values()]
                 value = fn(dict(zip(names, inputs)))
         with torch.enable_grad():
+            # retain_graph: the weights may share a graph with the meta-objective (a
+            # head built from prototypes) that a first-order step must not free
             grads = torch.autograd.grad(value.sum(), inputs, create_graph=create_graph,
-                                        materialize_grads=True)
+                                        retain_graph=differentiable, materialize_grads=True)
         return dict(zip(names, grads))
 
     def squared_norm(self, grads):

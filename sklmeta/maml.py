@@ -190,11 +190,31 @@ class _MAMLBase(BaseMetaEstimator):
 
     def _adaptation_inner_loop(self, module, params, steps, device):
         rates = getattr(self, "inner_lrs_", None)
+        head = self._head_config(module, params)
         if not self.learn_inner_lr or rates is None:
-            return super()._adaptation_inner_loop(module, params, steps, device)
+            return replace(super()._adaptation_inner_loop(module, params, steps, device), **head)
         return InnerLoop({k: v.to(device) for k, v in rates.items()}, steps, first_order=True,
                          adapt_names=tuple(rates),
-                         lr_per_step=self.learn_inner_lr == "per_layer_step")
+                         lr_per_step=self.learn_inner_lr == "per_layer_step", **head)
+
+    def _head_config(self, module, params):
+        """InnerLoop options for ``head_init`` (classifiers; "meta" elsewhere)."""
+        head_init = getattr(self, "head_init", "meta")
+        if head_init == "meta":
+            return {}
+        names = adapted_parameter_names(module, params, "head")
+        weights = [n for n in names if n.endswith("weight")]
+        biases = [n for n in names if n.endswith("bias")]
+        if len(weights) != 1 or len(biases) != 1:
+            raise ValueError(
+                f"head_init={head_init!r} needs a last layer with a weight and a bias; "
+                f"the network's last layer has {list(names)}."
+            )
+        adapted = self._adapt_names(module, params)
+        if adapted is not None and not set(names) <= set(adapted):
+            raise ValueError(f"head_init={head_init!r} needs adapt_params to include the head.")
+        return {"head_init": head_init,
+                "head": (weights[0].rsplit(".", 1)[0], weights[0], biases[0])}
 
     def _check_strategy(self, strategy):
         if strategy.endswith("+compile") and (self.multi_step_loss or self.first_order_iters):
@@ -216,6 +236,7 @@ class _MAMLBase(BaseMetaEstimator):
             adapt_names=self._adapt_names(module, network),
             checkpoint=self.checkpoint_inner_loop,
             lr_per_step=self.learn_inner_lr == "per_layer_step",
+            **self._head_config(module, network),
         )
 
         def update(loss, params, buffers, batch, strategy, iteration):
@@ -332,6 +353,12 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         Adam learning rate of the meta-update.
 """
         + _MAML_PARAMS_DOC
+        + "\n"
+        + """    head_init : {"meta", "zero"}, default="meta"
+        Where the output layer starts each task's adaptation (at meta-training and in
+        :meth:`adapt`): the meta-learned values, or zero (as in UnicornMAML), which
+        makes the start independent of the order of the labels; the body is
+        meta-learned either way."""
         + _TAIL_PARAMS_DOC.format(meta_batch_size=32, max_iter=1000)
         + _LEARNED_RATES_DOC
         + """    n_way_ : int
@@ -354,6 +381,11 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
     """
     )
 
+    _parameter_constraints = {
+        **_MAMLBase._parameter_constraints,
+        "head_init": [StrOptions({"meta", "zero"})],
+    }
+
     def __init__(
         self,
         module=None,
@@ -369,6 +401,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         checkpoint_inner_loop=False,
         learn_inner_lr=False,
         adapt_params="all",
+        head_init="meta",
         multi_step_loss=0,
         first_order_iters=0,
         meta_lr_schedule="constant",
@@ -391,6 +424,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         self.checkpoint_inner_loop = checkpoint_inner_loop
         self.learn_inner_lr = learn_inner_lr
         self.adapt_params = adapt_params
+        self.head_init = head_init
         self.multi_step_loss = multi_step_loss
         self.first_order_iters = first_order_iters
         self.meta_lr_schedule = meta_lr_schedule

@@ -103,7 +103,8 @@ def test_bad_algorithm_parameters_are_named(sinusoid):
 def test_presets_are_the_family_with_other_defaults():
     assert MetaSGDRegressor().get_params()["learn_inner_lr"] == "elementwise"
     assert MetaSGDClassifier().get_params() == MAMLRegressor().set_params(
-        learn_inner_lr="elementwise").get_params() | {"inner_lr": 0.4, "meta_batch_size": 32}
+        learn_inner_lr="elementwise").get_params() | {"inner_lr": 0.4, "meta_batch_size": 32,
+                                                     "head_init": "meta"}
     assert ANILRegressor().adapt_params == "head" and ANILClassifier().adapt_params == "head"
     assert repr(MetaSGDRegressor(inner_lr=0.05)) == "MetaSGDRegressor(inner_lr=0.05)"
     assert isinstance(ANILRegressor(), MAMLRegressor)
@@ -175,3 +176,28 @@ def test_multi_step_loss_and_cosine_schedule_change_what_is_learned(sinusoid):
 def test_compiled_strategies_refuse_per_iteration_switches(sinusoid):
     with pytest.raises(ValueError, match="recompile every iteration"):
         quick(MAMLRegressor, multi_step_loss=5, strategy="vmap+compile").meta_fit(sinusoid)
+
+
+def test_zero_head_initialisation_in_meta_fit_and_adapt():
+    from sklearn.datasets import load_digits
+
+    from sklmeta import MAMLClassifier
+    from sklmeta.tasks import EpisodicTasks
+
+    X, y = load_digits(return_X_y=True)
+    tasks = EpisodicTasks(X[y < 6] / 16, y[y < 6], n_way=3, k_shot=2, k_query=2)
+    clf = MAMLClassifier(head_init="zero", hidden_layer_sizes=(16,), max_iter=10,
+                         device="cpu", random_state=0).meta_fit(tasks)
+    init_head = clf.meta_params_["2.weight"].clone()
+    X_new, y_new = X[y >= 7][:12] / 16, y[y >= 7][:12]
+    clf.set_params(adapt_steps=0).adapt(X_new, y_new)
+    assert torch.count_nonzero(clf.adapted_params_["2.weight"]) == 0  # starts at zero
+    assert torch.equal(clf.meta_params_["2.weight"], init_head)  # never meta-learned
+    np.testing.assert_allclose(clf.predict_proba(X_new), 1 / 3, rtol=1e-6)
+    clf.set_params(adapt_steps=3).adapt(X_new, y_new)
+    assert clf.score(X_new, y_new) > 1 / 3
+    with pytest.raises(ValueError, match="head_init"):
+        MAMLClassifier(head_init="prototypes", max_iter=2, device="cpu").meta_fit(tasks)
+    with pytest.raises(ValueError, match="adapt_params to include the head"):
+        MAMLClassifier(head_init="zero", adapt_params=["0.weight"], max_iter=2,
+                       device="cpu").meta_fit(tasks)

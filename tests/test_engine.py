@@ -540,3 +540,43 @@ def test_multi_step_loss_matches_textbook(float64, strategy):
     only_last = MAML(_engine.InnerLoop(lr=0.1, steps=3))
     g_last, _, _ = _engine.meta_gradient(only_last, loss, params, {}, batch, "loop")
     assert max_diff(grads, g_last) > 1e-4
+
+
+# ------------------------------------------------- zero head initialisation
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "loop", "nested"])
+def test_zero_head_initialisation_matches_textbook(float64, strategy):
+    """The head starts every task at zero (UnicornMAML); the body is meta-learned."""
+    from sklmeta.algorithms import MAML
+
+    torch.manual_seed(12)
+    net = MLP(2, 3, (8, 8))
+    params = {k: v.detach().clone() for k, v in net.named_parameters()}
+    batch = (torch.randn(2, 5, 2), torch.randint(0, 3, (2, 5)), torch.randn(2, 6, 2),
+             torch.randint(0, 3, (2, 6)))
+    config = _engine.InnerLoop(lr=0.3, steps=2, head_init="zero",
+                               head=("4", "4.weight", "4.bias"))
+    loss = _engine.make_loss(net, F.cross_entropy)
+    algorithm = MAML(config)
+    if strategy == "nested":
+        grads, _, _ = _engine._functional_gradient(algorithm, loss, params, {}, batch)
+    else:
+        grads, _, _ = _engine.meta_gradient(algorithm, loss, params, {}, batch, strategy)
+    Xs, ys, Xq, yq = batch
+    p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    total = 0.0
+    for t in range(2):
+        fast = dict(p)
+        fast["4.weight"] = torch.zeros(3, 8, requires_grad=True)
+        fast["4.bias"] = torch.zeros(3, requires_grad=True)
+        for _ in range(2):
+            out = torch.func.functional_call(net, fast, (Xs[t],))
+            g = torch.autograd.grad(F.cross_entropy(out, ys[t]), list(fast.values()),
+                                    create_graph=True)
+            fast = {k: v - 0.3 * gk for (k, v), gk in zip(fast.items(), g)}
+        total = total + F.cross_entropy(torch.func.functional_call(net, fast, (Xq[t],)), yq[t])
+    oracle = dict(zip(p, torch.autograd.grad(total / 2, list(p.values()), allow_unused=True,
+                                             materialize_grads=True)))
+    assert max_diff(grads, oracle) < 1e-12
+    assert grads["4.weight"].abs().max().item() == 0  # the meta-learned head is not used

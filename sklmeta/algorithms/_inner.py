@@ -32,6 +32,11 @@ class InnerLoop:
     lr_per_step : bool, default=False
         ``lr`` holds, for each parameter, a vector of per-step rates; steps beyond
         its length use its last rate (adaptation may take more steps than training).
+    head_init : {"meta", "zero"}, default="meta"
+        Where the output layer starts each task's inner loop: the meta-learned values,
+        or zero (as in UnicornMAML), which makes the start independent of label order.
+    head : (layer, weight name, bias name), optional
+        The output layer, for ``head_init``.
     """
 
     lr: Union[float, Mapping[str, torch.Tensor]]
@@ -40,6 +45,8 @@ class InnerLoop:
     adapt_names: Optional[Tuple[str, ...]] = None
     checkpoint: bool = False
     lr_per_step: bool = False
+    head_init: str = "meta"
+    head: Optional[Tuple[str, str, str]] = None
 
 
 def split_adapted(params, adapt_names):
@@ -47,6 +54,17 @@ def split_adapted(params, adapt_names):
     names = tuple(params) if adapt_names is None else tuple(adapt_names)
     shared = {k: v for k, v in params.items() if k not in names}
     return shared, {k: params[k] for k in names}
+
+
+def init_head(ctx, shared, fast, X, y, config):
+    """``fast`` with the output layer set for this task (``config.head_init``)."""
+    if config.head_init == "meta":
+        return fast
+    _, weight, bias = config.head
+    if weight not in fast or bias not in fast:
+        raise ValueError("head_init needs the output layer to adapt (adapt_params).")
+    # "* 0" rather than zeros_like: the inner loop differentiates with respect to them
+    return {**fast, weight: fast[weight] * 0, bias: fast[bias] * 0}
 
 
 def _lr_for(config, name, step):
@@ -85,6 +103,7 @@ def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True, trajectory=F
     first_grad_norm : Tensor
         Norm of the first step's gradient (per task), for ``meta_history_``.
     """
+    fast = init_head(ctx, shared, fast, X, y, config)
     names = list(fast)
 
     def support_loss(weights):
