@@ -1,11 +1,12 @@
 """Few-shot digits: meta-train on digits 0-5, classify unseen digits 6-9 from 1 or 5 examples.
 
 A real dataset that needs no download: scikit-learn's bundled 8x8 handwritten digits
-(1,797 images). MAML, first-order MAML and Reptile meta-learn an MLP initialisation on
-3-way episodes of the digits 0-5; each is then adapted, a few gradient steps, to
-3-way episodes of the digits 6, 7, 8 and 9, which it never saw. Beside them: the same
-network untrained and adapted the same way, and two classical few-shot baselines
-fitted on the support set alone (1-nearest-neighbour, logistic regression).
+(1,797 images). MAML, first-order MAML, Reptile, Proto-MAML, ANIL and Meta-SGD
+meta-learn an MLP initialisation on 3-way episodes of the digits 0-5; each is then
+adapted, a few gradient steps, to 3-way episodes of the digits 6, 7, 8 and 9, which it
+never saw. Beside them: the same network untrained and adapted the same way, and two
+classical few-shot baselines fitted on the support set alone (1-nearest-neighbour,
+logistic regression).
 
     python examples/digits_few_shot.py                   # about a minute on 2 CPU cores
     python examples/digits_few_shot.py --max-iter 5000
@@ -49,6 +50,10 @@ def main():
     parser.add_argument("--n-test", type=int, default=600, help="test episodes per setting")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--algorithms", nargs="*",
+                        choices=["MAML", "first-order MAML", "Reptile", "Proto-MAML", "ANIL",
+                                 "Meta-SGD"],
+                        help="meta-learners to run (default: all)")
     parser.add_argument("--batch-norm", choices=["none", "support", "transductive"],
                         default="none",
                         help="BatchNorm1d after each hidden layer, with this convention "
@@ -78,7 +83,16 @@ def main():
                                            first_order=True, **common),
         "Reptile": ReptileClassifier(inner_lr=0.1, inner_steps=5, adapt_steps=10,
                                      meta_step_size=0.5, **common),
+        # the head starts at the support set's class prototypes (Triantafillou et al.)
+        "Proto-MAML": MAMLClassifier(inner_lr=0.4, inner_steps=1, adapt_steps=1,
+                                     head_init="prototypes", **common),
+        "ANIL": MAMLClassifier(inner_lr=0.4, inner_steps=1, adapt_steps=1,
+                               adapt_params="head", **common),
+        "Meta-SGD": MAMLClassifier(inner_lr=0.4, inner_steps=1, adapt_steps=1,
+                                   learn_inner_lr="elementwise", **common),
     }
+    if args.algorithms:
+        models = {name: models[name] for name in args.algorithms}
     print(f"meta-training on {args.n_way}-way episodes of the digits 0-5 "
           f"({seen.sum()} images), {args.max_iter} iterations x {args.meta_batch} tasks; "
           f"BatchNorm: {args.batch_norm}")

@@ -107,6 +107,18 @@ class TaskLoss:
         out = networks.forward_with_reference(self.module, params, buffers, X_query, X_support)
         return self.loss_fn(out, y_query)
 
+    def embedding(self, params, buffers, X, layer):
+        """The input of the submodule ``layer`` when the network is called on ``X``
+        (the penultimate representation when ``layer`` is the head), flattened."""
+        captured = []
+        hook = self.module.get_submodule(layer).register_forward_pre_hook(
+            lambda module, args: captured.append(args[0]))
+        try:
+            functional_call(self.module, (params, buffers), (X,))
+        finally:
+            hook.remove()
+        return captured[0].flatten(1)
+
     def pooled(self, params, buffers, X_support, y_support, X_query, y_query):
         """Loss on a task's support and query sets together (joint pre-training)."""
         X = torch.cat([X_support, X_query])
@@ -156,6 +168,10 @@ class _Autograd:
         return self._per_task(
             lambda f, Xs, Xq, yq: self._loss.query({**shared, **f}, self.buffers, Xs, Xq, yq),
             fast, Xs, Xq, yq)
+
+    def embedding(self, fast, shared, X, layer):
+        return self._per_task(
+            lambda f, X: self._loss.embedding({**shared, **f}, self.buffers, X, layer), fast, X)
 
     def pooled_loss(self, shared, Xs, ys, Xq, yq):
         def pooled(_, Xs, ys, Xq, yq):
@@ -210,6 +226,9 @@ class _Functional:
 
     def query_loss(self, fast, shared, Xs, Xq, yq):
         return self._loss.query({**shared, **fast}, self.buffers, Xs, Xq, yq)
+
+    def embedding(self, fast, shared, X, layer):
+        return self._loss.embedding({**shared, **fast}, self.buffers, X, layer)
 
     def pooled_loss(self, shared, Xs, ys, Xq, yq):
         return self._loss.pooled(shared, self.buffers, Xs, ys, Xq, yq)

@@ -214,7 +214,10 @@ class _MAMLBase(BaseMetaEstimator):
         if adapted is not None and not set(names) <= set(adapted):
             raise ValueError(f"head_init={head_init!r} needs adapt_params to include the head.")
         return {"head_init": head_init,
-                "head": (weights[0].rsplit(".", 1)[0], weights[0], biases[0])}
+                "head": (weights[0].rsplit(".", 1)[0], weights[0], biases[0]),
+                # one prototype per output unit; classes absent from a support set
+                # get a zero prototype (their units are not used by the loss)
+                "n_classes": int(params[weights[0]].shape[0])}
 
     def _check_strategy(self, strategy):
         if strategy.endswith("+compile") and (self.multi_step_loss or self.first_order_iters):
@@ -354,11 +357,14 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
 """
         + _MAML_PARAMS_DOC
         + "\n"
-        + """    head_init : {"meta", "zero"}, default="meta"
+        + """    head_init : {"meta", "zero", "prototypes"}, default="meta"
         Where the output layer starts each task's adaptation (at meta-training and in
-        :meth:`adapt`): the meta-learned values, or zero (as in UnicornMAML), which
-        makes the start independent of the order of the labels; the body is
-        meta-learned either way."""
+        :meth:`adapt`): the meta-learned values; zero (as in UnicornMAML); or the
+        support set's class prototypes ``c_k`` in the last layer's input, as weight
+        ``2 c_k`` and bias ``-||c_k||^2`` (Proto-MAML, Triantafillou et al. 2020: with
+        ``adapt_steps=0`` it is a nearest-prototype classifier). The last two make the
+        start independent of the order of the labels; the body is meta-learned in
+        every case."""
         + _TAIL_PARAMS_DOC.format(meta_batch_size=32, max_iter=1000)
         + _LEARNED_RATES_DOC
         + """    n_way_ : int
@@ -383,7 +389,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
 
     _parameter_constraints = {
         **_MAMLBase._parameter_constraints,
-        "head_init": [StrOptions({"meta", "zero"})],
+        "head_init": [StrOptions({"meta", "zero", "prototypes"})],
     }
 
     def __init__(

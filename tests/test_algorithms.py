@@ -197,7 +197,36 @@ def test_zero_head_initialisation_in_meta_fit_and_adapt():
     clf.set_params(adapt_steps=3).adapt(X_new, y_new)
     assert clf.score(X_new, y_new) > 1 / 3
     with pytest.raises(ValueError, match="head_init"):
-        MAMLClassifier(head_init="prototypes", max_iter=2, device="cpu").meta_fit(tasks)
+        MAMLClassifier(head_init="centroids", max_iter=2, device="cpu").meta_fit(tasks)
     with pytest.raises(ValueError, match="adapt_params to include the head"):
         MAMLClassifier(head_init="zero", adapt_params=["0.weight"], max_iter=2,
                        device="cpu").meta_fit(tasks)
+
+
+def test_proto_maml_without_steps_is_a_nearest_prototype_classifier():
+    from sklearn.datasets import load_digits
+
+    from sklmeta import MAMLClassifier
+    from sklmeta.tasks import EpisodicTasks
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    tasks = EpisodicTasks(X[y < 6], y[y < 6], n_way=3, k_shot=2, k_query=2)
+    clf = MAMLClassifier(head_init="prototypes", hidden_layer_sizes=(16,), max_iter=10,
+                         device="cpu", random_state=0).meta_fit(tasks)
+    support = np.flatnonzero(y >= 7)[:15]
+    query = np.flatnonzero(y >= 7)[15:60]
+    clf.set_params(adapt_steps=0).adapt(X[support], y[support])
+    p = {k: v.double() for k, v in clf.meta_params_.items()}
+
+    def embed(x):
+        return torch.relu(torch.as_tensor(x) @ p["0.weight"].T + p["0.bias"])
+
+    e_support, e_query = embed(X[support]), embed(X[query])
+    prototypes = torch.stack([e_support[torch.as_tensor(y[support] == c)].mean(0)
+                              for c in clf.classes_])
+    nearest = torch.cdist(e_query, prototypes).argmin(1).numpy()
+    np.testing.assert_array_equal(clf.predict(X[query]), clf.classes_[nearest])
+    # a few steps from there
+    assert clf.set_params(adapt_steps=2).adapt(X[support], y[support]).score(
+        X[query], y[query]) > 0.5

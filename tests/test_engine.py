@@ -580,3 +580,66 @@ def test_zero_head_initialisation_matches_textbook(float64, strategy):
                                              materialize_grads=True)))
     assert max_diff(grads, oracle) < 1e-12
     assert grads["4.weight"].abs().max().item() == 0  # the meta-learned head is not used
+
+
+def proto_maml_meta_loss(params, batch, lr, steps, n_classes):
+    """Proto-MAML's meta-loss, defined from first principles: the head starts at the
+    support prototypes (2 c_k, -|c_k|^2), then ``steps`` gradient steps in which the
+    head is a parameter of its own (partial derivatives, by torch.func.grad)."""
+    Xs, ys, Xq, yq = batch
+
+    def body(p, x):
+        h = torch.relu(x @ p["0.weight"].T + p["0.bias"])
+        return torch.relu(h @ p["2.weight"].T + p["2.bias"])
+
+    def support_loss(p, x, y):
+        return F.cross_entropy(body(p, x) @ p["4.weight"].T + p["4.bias"], y)
+
+    total = 0.0
+    for t in range(Xs.shape[0]):
+        emb = body(params, Xs[t])
+        protos = torch.stack([emb[ys[t] == k].mean(0) if (ys[t] == k).any()
+                              else torch.zeros(emb.shape[1], dtype=emb.dtype)
+                              for k in range(n_classes)])
+        fast = {**params, "4.weight": 2 * protos, "4.bias": -(protos ** 2).sum(1)}
+        for _ in range(steps):
+            g = torch.func.grad(support_loss)(fast, Xs[t], ys[t])
+            fast = {k: v - lr * g[k] for k, v in fast.items()}
+        total = total + support_loss(fast, Xq[t], yq[t])
+    return total / Xs.shape[0]
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "loop", "nested"])
+def test_proto_maml_meta_gradient_matches_finite_differences(float64, strategy):
+    from sklmeta.algorithms import MAML
+
+    torch.manual_seed(13)
+    net = MLP(2, 3, (8, 8))
+    params = {k: v.detach().clone() for k, v in net.named_parameters()}
+    ys = torch.tensor([[0, 1, 2, 0, 1], [2, 2, 0, 0, 2]])  # task 2 has no class 1
+    batch = (torch.randn(2, 5, 2), ys, torch.randn(2, 6, 2), torch.randint(0, 3, (2, 6)))
+    config = _engine.InnerLoop(lr=0.3, steps=2, head_init="prototypes",
+                               head=("4", "4.weight", "4.bias"), n_classes=3)
+    loss = _engine.make_loss(net, F.cross_entropy)
+    algorithm = MAML(config)
+    if strategy == "nested":
+        grads, task_losses, _ = _engine._functional_gradient(algorithm, loss, params, {}, batch)
+    else:
+        grads, task_losses, _ = _engine.meta_gradient(algorithm, loss, params, {}, batch,
+                                                      strategy)
+    with torch.no_grad():
+        value = proto_maml_meta_loss(params, batch, 0.3, 2, 3)
+    assert task_losses.mean().item() == pytest.approx(value.item(), rel=1e-12)
+    assert grads["4.weight"].abs().max().item() == 0  # the meta-learned head is not used
+    for seed in range(2):
+        torch.manual_seed(100 + seed)
+        direction = {k: torch.randn_like(v) for k, v in params.items()}
+        eps = 1e-6
+        with torch.no_grad():
+            up = proto_maml_meta_loss({k: v + eps * direction[k] for k, v in params.items()},
+                                      batch, 0.3, 2, 3)
+            down = proto_maml_meta_loss({k: v - eps * direction[k] for k, v in params.items()},
+                                        batch, 0.3, 2, 3)
+        fd = ((up - down) / (2 * eps)).item()
+        analytic = sum((grads[k] * direction[k]).sum().item() for k in params)
+        assert analytic == pytest.approx(fd, rel=1e-6, abs=1e-8)

@@ -32,11 +32,16 @@ class InnerLoop:
     lr_per_step : bool, default=False
         ``lr`` holds, for each parameter, a vector of per-step rates; steps beyond
         its length use its last rate (adaptation may take more steps than training).
-    head_init : {"meta", "zero"}, default="meta"
-        Where the output layer starts each task's inner loop: the meta-learned values,
-        or zero (as in UnicornMAML), which makes the start independent of label order.
+    head_init : {"meta", "zero", "prototypes"}, default="meta"
+        Classification: where the output layer starts each task's inner loop: the
+        meta-learned values, zero (as in UnicornMAML), or the support set's class
+        prototypes in the layer's input (Proto-MAML: weight ``2 c_k``, bias
+        ``-||c_k||^2``); the last two make the start independent of label order.
     head : (layer, weight name, bias name), optional
         The output layer, for ``head_init``.
+    n_classes : int, optional
+        Number of output units, for ``head_init="prototypes"`` (classes absent from
+        the support set get a zero prototype).
     """
 
     lr: Union[float, Mapping[str, torch.Tensor]]
@@ -47,6 +52,7 @@ class InnerLoop:
     lr_per_step: bool = False
     head_init: str = "meta"
     head: Optional[Tuple[str, str, str]] = None
+    n_classes: Optional[int] = None
 
 
 def split_adapted(params, adapt_names):
@@ -60,11 +66,24 @@ def init_head(ctx, shared, fast, X, y, config):
     """``fast`` with the output layer set for this task (``config.head_init``)."""
     if config.head_init == "meta":
         return fast
-    _, weight, bias = config.head
+    layer, weight, bias = config.head
     if weight not in fast or bias not in fast:
         raise ValueError("head_init needs the output layer to adapt (adapt_params).")
-    # "* 0" rather than zeros_like: the inner loop differentiates with respect to them
-    return {**fast, weight: fast[weight] * 0, bias: fast[bias] * 0}
+    if config.head_init == "zero":
+        # "* 0" rather than zeros_like: the inner loop differentiates with respect to them
+        return {**fast, weight: fast[weight] * 0, bias: fast[bias] * 0}
+    # Proto-MAML (Triantafillou et al., 2020): the nearest-prototype classifier as a
+    # linear layer, differentiable through the prototypes for the meta-gradient
+    embedding = ctx.embedding(fast, shared, X, layer)  # [(tasks,) n, d]
+    one_hot = torch.nn.functional.one_hot(y, config.n_classes).to(embedding.dtype)
+    counts = one_hot.sum(-2).clamp(min=1).unsqueeze(-1)
+    prototypes = one_hot.transpose(-1, -2) @ embedding / counts  # [(tasks,) classes, d]
+    # The inner loop must differentiate with respect to the head as a parameter of its
+    # own. torch.autograd.grad with respect to a body tensor would also follow the path
+    # body -> prototypes -> head (a total derivative, unlike torch.func.grad): so the
+    # inner loop gets new nodes for the body, which the prototypes do not depend on.
+    body = {k: v.view_as(v) for k, v in fast.items() if k not in (weight, bias)}
+    return {**body, weight: 2 * prototypes, bias: -(prototypes ** 2).sum(-1)}
 
 
 def _lr_for(config, name, step):
