@@ -1,9 +1,10 @@
 """Reptile (Nichol, Achiam and Schulman, 2018) estimators."""
 
+from dataclasses import replace
 from numbers import Real
 
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _engine
 from .algorithms import InnerLoop, Reptile
@@ -17,17 +18,30 @@ class _ReptileBase(BaseMetaEstimator):
     _parameter_constraints = {
         **BaseMetaEstimator._parameter_constraints,
         "meta_step_size": [Interval(Real, 0, None, closed="neither")],
+        "meta_step_size_final": [Interval(Real, 0, None, closed="left"), None],
+        "inner_optimizer": [StrOptions({"sgd", "adam"})],
     }
 
+    def _adaptation_inner_loop(self, module, params, steps, device):
+        return replace(super()._adaptation_inner_loop(module, params, steps, device),
+                       optimizer=self.inner_optimizer)
+
     def _make_meta_update(self, module, params):
-        algorithm = Reptile(InnerLoop(self.inner_lr, self.inner_steps, first_order=True))
+        algorithm = Reptile(InnerLoop(self.inner_lr, self.inner_steps, first_order=True,
+                                      optimizer=self.inner_optimizer))
+        first = []  # the iteration this call starts at (warm_start continues the count)
 
         def update(loss, params, buffers, batch, strategy, iteration):
             direction, task_losses, norms = _engine.meta_direction(
                 algorithm, loss, params, buffers, batch, strategy
             )
+            first[:] = first or [iteration]
+            step = self.meta_step_size
+            if self.meta_step_size_final is not None:  # linear annealing, as in the paper
+                progress = (iteration - first[0]) / self.max_iter
+                step += (self.meta_step_size_final - self.meta_step_size) * progress
             for name, p in params.items():
-                p.add_(direction[name], alpha=self.meta_step_size)
+                p.add_(direction[name], alpha=step)
             return task_losses, norms
 
         return update
@@ -51,7 +65,16 @@ class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
     ----------"""
         + _COMMON_PARAMS_DOC.format(inner_lr=0.02, inner_steps=5)
         + """    meta_step_size : float, default=0.1
-        Interpolation step of the meta-update, epsilon in the paper."""
+        Interpolation step of the meta-update, epsilon in the paper.
+    meta_step_size_final : float or None, default=None
+        Anneal the meta step linearly from ``meta_step_size`` to this value over each
+        ``meta_fit`` call's ``max_iter`` (the paper anneals to 0); None keeps it
+        constant.
+    inner_optimizer : {"sgd", "adam"}, default="sgd"
+        The inner steps at meta-training and in :meth:`adapt`: plain gradient steps of
+        ``inner_lr``, or Adam with learning rate ``inner_lr``, beta1 = 0 and a fresh
+        state for every task (the paper's configuration; its Omniglot runs use
+        ``inner_lr=0.001``)."""
         + _TAIL_PARAMS_DOC.format(meta_batch_size=5, max_iter=1000)
         + """
     Examples
@@ -75,6 +98,8 @@ class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
         inner_steps=5,
         adapt_steps=None,
         meta_step_size=0.1,
+        meta_step_size_final=None,
+        inner_optimizer="sgd",
         meta_batch_size=5,
         max_iter=1000,
         strategy="auto",
@@ -90,6 +115,8 @@ class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
         self.inner_steps = inner_steps
         self.adapt_steps = adapt_steps
         self.meta_step_size = meta_step_size
+        self.meta_step_size_final = meta_step_size_final
+        self.inner_optimizer = inner_optimizer
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.strategy = strategy
@@ -110,7 +137,16 @@ class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
     ----------"""
         + _COMMON_PARAMS_DOC.format(inner_lr=0.1, inner_steps=5)
         + """    meta_step_size : float, default=0.5
-        Interpolation step of the meta-update, epsilon in the paper."""
+        Interpolation step of the meta-update, epsilon in the paper.
+    meta_step_size_final : float or None, default=None
+        Anneal the meta step linearly from ``meta_step_size`` to this value over each
+        ``meta_fit`` call's ``max_iter`` (the paper anneals to 0); None keeps it
+        constant.
+    inner_optimizer : {"sgd", "adam"}, default="sgd"
+        The inner steps at meta-training and in :meth:`adapt`: plain gradient steps of
+        ``inner_lr``, or Adam with learning rate ``inner_lr``, beta1 = 0 and a fresh
+        state for every task (the paper's configuration; its Omniglot runs use
+        ``inner_lr=0.001``)."""
         + _TAIL_PARAMS_DOC.format(meta_batch_size=5, max_iter=1000)
         + """    n_way_ : int
         Number of output units (classes per task at meta-training).
@@ -140,6 +176,8 @@ class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
         inner_steps=5,
         adapt_steps=None,
         meta_step_size=0.5,
+        meta_step_size_final=None,
+        inner_optimizer="sgd",
         meta_batch_size=5,
         max_iter=1000,
         strategy="auto",
@@ -155,6 +193,8 @@ class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
         self.inner_steps = inner_steps
         self.adapt_steps = adapt_steps
         self.meta_step_size = meta_step_size
+        self.meta_step_size_final = meta_step_size_final
+        self.inner_optimizer = inner_optimizer
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.strategy = strategy

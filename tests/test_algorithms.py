@@ -2,6 +2,7 @@
 rates (``learn_inner_lr``), ANIL's head-only adaptation (``adapt_params``), and the
 named presets. The mathematics is checked against textbook oracles in test_engine.py."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -230,3 +231,50 @@ def test_proto_maml_without_steps_is_a_nearest_prototype_classifier():
     # a few steps from there
     assert clf.set_params(adapt_steps=2).adapt(X[support], y[support]).score(
         X[query], y[query]) > 0.5
+
+
+# ------------------------------------------------------------------ Reptile's paper options
+
+
+def test_reptile_adam_inner_optimiser_is_used_at_meta_training_and_adapt(sinusoid):
+    from sklmeta import ReptileRegressor
+
+    sgd = quick(ReptileRegressor, max_iter=5).meta_fit(sinusoid)
+    adam = quick(ReptileRegressor, max_iter=5, inner_optimizer="adam",
+                 inner_lr=0.01).meta_fit(sinusoid)
+    assert not torch.allclose(adam.meta_params_["0.weight"], sgd.meta_params_["0.weight"])
+    task = sinusoid.sample(1, random_state=0)[0]
+    adam.set_params(adapt_steps=3).adapt(task.X_support, task.y_support)
+    # by hand: torch.optim.Adam (beta1 = 0) on the module from the meta-learned weights
+    model = copy.deepcopy(adam.module_)
+    model.load_state_dict({**adam.meta_params_}, strict=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01, betas=(0.0, 0.999), eps=1e-8)
+    X = torch.as_tensor(task.X_support)
+    y = torch.as_tensor(task.y_support).reshape(-1, 1)
+    for _ in range(3):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(X), y).backward()
+        optimizer.step()
+    for k, v in model.named_parameters():
+        torch.testing.assert_close(adam.adapted_params_[k], v.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_reptile_meta_step_annealing(sinusoid):
+    from sklmeta import ReptileRegressor
+
+    constant = quick(ReptileRegressor, max_iter=1).meta_fit(sinusoid)
+    annealed = quick(ReptileRegressor, max_iter=1, meta_step_size_final=0.0).meta_fit(sinusoid)
+    for k, v in constant.meta_params_.items():  # the first step is meta_step_size
+        assert torch.equal(annealed.meta_params_[k], v)
+    constant = quick(ReptileRegressor, max_iter=4).meta_fit(sinusoid)
+    same = quick(ReptileRegressor, max_iter=4, meta_step_size_final=0.1).meta_fit(sinusoid)
+    annealed = quick(ReptileRegressor, max_iter=4, meta_step_size_final=0.0).meta_fit(sinusoid)
+    for k, v in constant.meta_params_.items():
+        torch.testing.assert_close(same.meta_params_[k], v)
+    assert not torch.allclose(annealed.meta_params_["0.weight"], constant.meta_params_["0.weight"])
+    # smaller steps move the initialisation less from where it started
+    start = quick(ReptileRegressor, max_iter=1, meta_step_size=1e-12).meta_fit(sinusoid)
+    moved = {name: sum((e.meta_params_[k] - start.meta_params_[k]).norm() for k in
+                       start.meta_params_) for name, e in (("constant", constant),
+                                                           ("annealed", annealed))}
+    assert moved["annealed"] < moved["constant"]

@@ -42,6 +42,11 @@ class InnerLoop:
     n_classes : int, optional
         Number of output units, for ``head_init="prototypes"`` (classes absent from
         the support set get a zero prototype).
+    optimizer : {"sgd", "adam"}, default="sgd"
+        The inner steps: plain gradient steps, or Adam (``betas``, epsilon 1e-8) with a
+        state that starts afresh for every task (Reptile's paper configuration).
+    betas : (float, float), default=(0.0, 0.999)
+        Adam's moment coefficients; beta1 = 0 as in the Reptile paper.
     """
 
     lr: Union[float, Mapping[str, torch.Tensor]]
@@ -53,6 +58,8 @@ class InnerLoop:
     head_init: str = "meta"
     head: Optional[Tuple[str, str, str]] = None
     n_classes: Optional[int] = None
+    optimizer: str = "sgd"
+    betas: Tuple[float, float] = (0.0, 0.999)
 
 
 def split_adapted(params, adapt_names):
@@ -136,18 +143,44 @@ def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True, trajectory=F
         new = tuple(current[k] - _lr_for(config, k, i) * grads[k] for k in names)
         return new, squares
 
+    def adam_step(i, *state):
+        # Adam with a fresh state per task (the Reptile paper's inner optimiser,
+        # beta1 = 0); the state travels with the weights so that steps stay pure
+        n = len(names)
+        current = dict(zip(names, state[:n]))
+        grads = ctx.gradients(support_loss, current, create_graph=not config.first_order,
+                              differentiable=differentiable)
+        squares = ctx.squared_norm(grads) if i == 0 else None
+        b1, b2 = config.betas
+        m = tuple(b1 * mk + (1 - b1) * grads[k] for k, mk in zip(names, state[n:2 * n]))
+        v = tuple(b2 * vk + (1 - b2) * grads[k] ** 2 for k, vk in zip(names, state[2 * n:]))
+        new = tuple(
+            current[k] - _lr_for(config, k, i) * (mk / (1 - b1 ** (i + 1)))
+            / (torch.sqrt(vk / (1 - b2 ** (i + 1))) + _ADAM_EPS)
+            for k, mk, vk in zip(names, m, v)
+        )
+        return new + m + v, squares
+
+    adam = config.optimizer == "adam"
+    update = adam_step if adam else step
     checkpointed = differentiable and config.checkpoint and not config.first_order
-    weights, first_squares, path = tuple(fast.values()), None, []
+    state, first_squares, path = tuple(fast.values()), None, []
+    if adam:
+        zeros = tuple(torch.zeros_like(w) for w in state)
+        state = state + zeros + zeros
     for i in range(config.steps):
         if checkpointed:
-            weights, squares = ctx.checkpoint(step, i, *weights)
+            state, squares = ctx.checkpoint(update, i, *state)
         else:
-            weights, squares = step(i, *weights)
+            state, squares = update(i, *state)
         if i == 0:
             first_squares = squares
         if trajectory:
-            path.append(dict(zip(names, weights)))
+            path.append(dict(zip(names, state)))
     if first_squares is None:  # steps == 0
         first_squares = ctx.zero_norm(X)
-    adapted = path if trajectory else dict(zip(names, weights))
+    adapted = path if trajectory else dict(zip(names, state))
     return adapted, torch.sqrt(first_squares)
+
+
+_ADAM_EPS = 1e-8
