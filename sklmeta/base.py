@@ -116,6 +116,17 @@ def _warn_if_single_example_support(module, n_support, batch_norm_stats):
         )
 
 
+def _cpu_state(state):
+    """An optimiser's state dict with CPU tensor copies (pickles load anywhere)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu().clone()
+    if isinstance(state, dict):
+        return {k: _cpu_state(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_cpu_state(v) for v in state]
+    return copy.deepcopy(state)
+
+
 def adapted_parameter_names(module, params, adapt_params):
     """The names of the parameters that adapt, from an ``adapt_params`` value.
 
@@ -202,12 +213,15 @@ class BaseMetaEstimator(BaseEstimator):
         self._check_hidden_layer_sizes()
         source = _as_task_source(tasks)
         device = resolve_device(self.device)
-        rng = as_rng(self.random_state)
+        warm = self.warm_start and hasattr(self, "meta_params_")
+        # continuing is continuing: a warm start draws the tasks that come next (the
+        # generator is kept), not the same sequence again
+        saved_rng = getattr(self, "_meta_rng", None) if warm else None
+        rng = copy.deepcopy(saved_rng) if saved_rng is not None else as_rng(self.random_state)
         first = self._sample_batch(source, rng)
         input_shape, target_info = self._infer_task_shapes(first, source)
         self._warn_if_unscaled(first)
 
-        warm = self.warm_start and hasattr(self, "meta_params_")
         if warm:
             if input_shape != self.input_shape_ or target_info != self._target_info():
                 raise ValueError(
@@ -239,6 +253,12 @@ class BaseMetaEstimator(BaseEstimator):
         buffers = {k: v.to(device) for k, v in buffers.items()}
         loss = _engine.make_loss(module, self._loss_fn(None), self.batch_norm_stats)
         update = self._make_meta_update(module, params)
+        optimizer = getattr(update, "optimizer", None)
+        if warm and optimizer is not None and getattr(self, "_meta_optimizer_state", None):
+            # and keeps the optimiser's moments (Adam's), as if it had not stopped
+            # (a copy: the optimiser updates its state in place, and a failed call must
+            # leave the estimator's as it was)
+            optimizer.load_state_dict(copy.deepcopy(self._meta_optimizer_state))
 
         losses = torch.zeros(self.max_iter, device=device)
         norms = torch.zeros(self.max_iter, device=device)
@@ -247,7 +267,7 @@ class BaseMetaEstimator(BaseEstimator):
         start = time.perf_counter()
         last_report = start
         done = 0
-        interrupted = diverged = False
+        interrupted = diverged = mid_update = False
         last_finite = None
         try:
             batch = first
@@ -282,6 +302,7 @@ class BaseMetaEstimator(BaseEstimator):
         except KeyboardInterrupt:
             interrupted = True
             if last_finite is not None:
+                mid_update = True
                 with torch.no_grad():
                     for k, v in params.items():
                         v.copy_(last_finite[k])
@@ -333,6 +354,11 @@ class BaseMetaEstimator(BaseEstimator):
         self.n_iter_ = n_iter_done + done
         self.strategy_ = strategy
         self.meta_interrupted_ = interrupted
+        self._meta_rng = rng
+        # the optimiser's state only when it matches the parameters kept (a diverged or
+        # half-done update has moved it): otherwise a warm start restarts it
+        consistent = optimizer is not None and not diverged and not mid_update
+        self._meta_optimizer_state = _cpu_state(optimizer.state_dict()) if consistent else None
         return self
 
     def _progress_bar(self):

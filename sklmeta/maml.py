@@ -109,8 +109,11 @@ default="auto"
     warm_start : bool, default=False
         Continue meta-training from ``meta_params_`` instead of a new initialisation.
         The network must be the same (a changed ``hidden_layer_sizes`` or ``module`` is
-        refused). Adam's moment estimates start afresh at each call, and an int
-        ``random_state`` draws the same sequence of tasks again.
+        refused). Meta-training continues where it stopped: the tasks drawn are the
+        ones that come next, and Adam keeps its moment estimates, so ``max_iter=10``
+        twice gives the parameters of ``max_iter=20`` once (on the CPU; with a constant
+        ``meta_lr_schedule``). :func:`sklmeta.persistence.save` does not keep this
+        state: a loaded estimator continues with a fresh optimiser.
 
     Attributes
     ----------
@@ -259,6 +262,7 @@ class _MAMLBase(BaseMetaEstimator):
                 scheduler.step()
             return task_losses, norms
 
+        update.optimizer = optimizer  # its state is kept for warm_start
         return update
 
 

@@ -34,6 +34,7 @@ class _PretrainBase(BaseMetaEstimator):
             optimizer.step()
             return task_losses, norms
 
+        update.optimizer = optimizer  # its state is kept for warm_start
         return update
 
 

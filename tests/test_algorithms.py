@@ -278,3 +278,33 @@ def test_reptile_meta_step_annealing(sinusoid):
                        start.meta_params_) for name, e in (("constant", constant),
                                                            ("annealed", annealed))}
     assert moved["annealed"] < moved["constant"]
+
+
+# ------------------------------------------------------------------ continuing is continuing
+
+
+class RecordingTasks:
+    def __init__(self, base):
+        self.base, self.first_x = base, []
+
+    def sample(self, n_tasks, random_state=None):
+        batch = self.base.sample(n_tasks, random_state)
+        self.first_x.append(float(batch.X_support[0, 0, 0]))
+        return batch
+
+
+@pytest.mark.parametrize("cls", ["MAMLRegressor", "ReptileRegressor", "PretrainedRegressor"])
+def test_warm_start_continues_exactly_where_it_stopped(cls, sinusoid):
+    import sklmeta
+
+    est_cls = getattr(sklmeta, cls)
+    whole = quick(est_cls, max_iter=12).meta_fit(sinusoid)
+    recording = RecordingTasks(sinusoid)
+    split = quick(est_cls, max_iter=5).meta_fit(recording)
+    split.set_params(warm_start=True, max_iter=7).meta_fit(recording)
+    assert split.n_iter_ == 12
+    assert len(set(recording.first_x)) == 12  # new tasks, not the first five again
+    for k, v in whole.meta_params_.items():  # new tasks and Adam's moments: bit for bit
+        assert torch.equal(split.meta_params_[k], v), k
+    np.testing.assert_array_equal(split.meta_history_["meta_loss"],
+                                  whole.meta_history_["meta_loss"])
