@@ -58,12 +58,12 @@ def test_learned_rates_are_fitted_state_used_by_adapt(learn, shape, sinusoid, tm
     for k, v in est.adapted_params_.items():
         torch.testing.assert_close(v.double(), expected[k].detach(), rtol=1e-5, atol=1e-6)
     # the rates travel with the model: clone, pickle, safe save/load
-    for copy in (clone(est), pickle.loads(pickle.dumps(est)),
-                 (save(est, tmp_path / "m.pt"), load(tmp_path / "m.pt"))[1]):
+    for other in (clone(est), pickle.loads(pickle.dumps(est)),
+                  (save(est, tmp_path / "m.pt"), load(tmp_path / "m.pt"))[1]):
         for k, v in est.inner_lrs_.items():
-            assert torch.equal(copy.inner_lrs_[k], v)
-        copy.adapt(task.X_support, task.y_support)
-        np.testing.assert_array_equal(copy.predict(task.X_query), est.predict(task.X_query))
+            assert torch.equal(other.inner_lrs_[k], v)
+        other.adapt(task.X_support, task.y_support)
+        np.testing.assert_array_equal(other.predict(task.X_query), est.predict(task.X_query))
 
 
 def test_learned_rates_continue_with_warm_start_and_refuse_another_kind(sinusoid):
