@@ -116,6 +116,19 @@ def _warn_if_single_example_support(module, n_support, batch_norm_stats):
         )
 
 
+def _matches(optimizer_state, params):
+    """Whether a saved optimiser state is for tensors of these shapes (a warm start with
+    ``learn_inner_lr`` switched on or off meta-learns other tensors: a fresh optimiser)."""
+    if not optimizer_state:
+        return False
+    (group,) = optimizer_state["param_groups"]
+    if len(group["params"]) != len(params):
+        return False
+    shapes = [tuple(v.shape) for v in params.values()]
+    return all(tuple(s["exp_avg"].shape) == shapes[i] if "exp_avg" in s else True
+               for i, s in optimizer_state["state"].items())
+
+
 def _cpu_state(state):
     """An optimiser's state dict with CPU tensor copies (pickles load anywhere)."""
     if isinstance(state, torch.Tensor):
@@ -254,11 +267,16 @@ class BaseMetaEstimator(BaseEstimator):
         loss = _engine.make_loss(module, self._loss_fn(None), self.batch_norm_stats)
         update = self._make_meta_update(module, params)
         optimizer = getattr(update, "optimizer", None)
-        if warm and optimizer is not None and getattr(self, "_meta_optimizer_state", None):
-            # and keeps the optimiser's moments (Adam's), as if it had not stopped
-            # (a copy: the optimiser updates its state in place, and a failed call must
-            # leave the estimator's as it was)
-            optimizer.load_state_dict(copy.deepcopy(self._meta_optimizer_state))
+        if warm and optimizer is not None and _matches(self._meta_optimizer_state(), params):
+            # and keeps the optimiser's moments (Adam's), as if it had not stopped (a
+            # copy: the optimiser updates its state in place, and a failed call must
+            # leave the estimator's as it was). The learning rate is today's meta_lr,
+            # from which a cosine schedule starts again.
+            optimizer.load_state_dict(copy.deepcopy(self._meta_optimizer_state()))
+            for group in optimizer.param_groups:
+                group["lr"] = self.meta_lr
+                if "initial_lr" in group:
+                    group["initial_lr"] = self.meta_lr
 
         losses = torch.zeros(self.max_iter, device=device)
         norms = torch.zeros(self.max_iter, device=device)
@@ -358,7 +376,7 @@ class BaseMetaEstimator(BaseEstimator):
         # the optimiser's state only when it matches the parameters kept (a diverged or
         # half-done update has moved it): otherwise a warm start restarts it
         consistent = optimizer is not None and not diverged and not mid_update
-        self._meta_optimizer_state = _cpu_state(optimizer.state_dict()) if consistent else None
+        self._meta_optimizer = _cpu_state(optimizer.state_dict()) if consistent else None
         return self
 
     def _progress_bar(self):
@@ -427,6 +445,9 @@ class BaseMetaEstimator(BaseEstimator):
                     UserWarning,
                     stacklevel=3,
                 )
+
+    def _meta_optimizer_state(self):
+        return getattr(self, "_meta_optimizer", None)
 
     def _check_strategy(self, strategy):
         """Refuse a strategy that cannot run this estimator's options."""

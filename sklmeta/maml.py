@@ -112,8 +112,10 @@ default="auto"
         refused). Meta-training continues where it stopped: the tasks drawn are the
         ones that come next, and Adam keeps its moment estimates, so ``max_iter=10``
         twice gives the parameters of ``max_iter=20`` once (on the CPU; with a constant
-        ``meta_lr_schedule``). :func:`sklmeta.persistence.save` does not keep this
-        state: a loaded estimator continues with a fresh optimiser.
+        ``meta_lr_schedule``, whose cosine restarts at each call from ``meta_lr``).
+        A clone, or an estimator loaded by :func:`sklmeta.persistence.save`, keeps the
+        initialisation but not this state: it continues with a fresh optimiser and
+        draws tasks from ``random_state`` again.
 
     Attributes
     ----------
@@ -196,9 +198,12 @@ class _MAMLBase(BaseMetaEstimator):
         head = self._head_config(module, params)
         if not self.learn_inner_lr or rates is None:
             return replace(super()._adaptation_inner_loop(module, params, steps, device), **head)
+        # the kind of rates is what they were learned as (their shapes), whatever
+        # learn_inner_lr says now: per-step rates are vectors, element-wise ones have
+        # their parameter's shape
+        per_step = any(tuple(v.shape) != tuple(params[k].shape) for k, v in rates.items())
         return InnerLoop({k: v.to(device) for k, v in rates.items()}, steps, first_order=True,
-                         adapt_names=tuple(rates),
-                         lr_per_step=self.learn_inner_lr == "per_layer_step", **head)
+                         adapt_names=tuple(rates), lr_per_step=per_step, **head)
 
     def _head_config(self, module, params):
         """InnerLoop options for ``head_init`` (classifiers; "meta" elsewhere)."""
@@ -218,8 +223,10 @@ class _MAMLBase(BaseMetaEstimator):
             raise ValueError(f"head_init={head_init!r} needs adapt_params to include the head.")
         return {"head_init": head_init,
                 "head": (weights[0].rsplit(".", 1)[0], weights[0], biases[0]),
-                # one prototype per output unit; classes absent from a support set
-                # get a zero prototype (their units are not used by the loss)
+                # one prototype per output unit; a class absent from a support set gets
+                # a zero prototype (weight and bias 0): at adapt its unit is never read
+                # (classes_ maps the present ones), at meta-training every episode
+                # should have each class in its support set
                 "n_classes": int(params[weights[0]].shape[0])}
 
     def _check_strategy(self, strategy):

@@ -308,3 +308,37 @@ def test_warm_start_continues_exactly_where_it_stopped(cls, sinusoid):
         assert torch.equal(split.meta_params_[k], v), k
     np.testing.assert_array_equal(split.meta_history_["meta_loss"],
                                   whole.meta_history_["meta_loss"])
+
+
+def test_warm_start_takes_todays_meta_lr_and_restarts_the_cosine(sinusoid, monkeypatch):
+    seen = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    est = quick(MAMLRegressor, max_iter=4, meta_lr_schedule="cosine").meta_fit(sinusoid)
+    assert seen[0] == pytest.approx(1e-3) and seen[-1] < 1e-3
+    seen.clear()
+    est.set_params(warm_start=True, meta_lr=0.01).meta_fit(sinusoid)
+    assert seen[0] == pytest.approx(0.01) and seen[-1] < 0.01
+
+
+def test_warm_start_after_switching_learned_rates_starts_a_fresh_optimiser(sinusoid):
+    est = quick(MAMLRegressor, max_iter=3).meta_fit(sinusoid)
+    est.set_params(warm_start=True, learn_inner_lr="elementwise").meta_fit(sinusoid)
+    assert est.n_iter_ == 6 and set(est.inner_lrs_) == set(est.meta_params_)
+    est.set_params(learn_inner_lr=False).meta_fit(sinusoid)
+    assert est.n_iter_ == 9 and not hasattr(est, "inner_lrs_")
+
+
+def test_adapt_reads_learned_rates_as_they_were_learned(sinusoid):
+    est = quick(MetaSGDRegressor, max_iter=3).meta_fit(sinusoid)
+    task = sinusoid.sample(1, random_state=0)[0]
+    est.adapt(task.X_support, task.y_support)
+    expected = {k: v.clone() for k, v in est.adapted_params_.items()}
+    est.set_params(learn_inner_lr="per_layer_step").adapt(task.X_support, task.y_support)
+    for k, v in expected.items():
+        assert torch.equal(est.adapted_params_[k], v)

@@ -40,8 +40,9 @@ class InnerLoop:
     head : (layer, weight name, bias name), optional
         The output layer, for ``head_init``.
     n_classes : int, optional
-        Number of output units, for ``head_init="prototypes"`` (classes absent from
-        the support set get a zero prototype).
+        Number of output units, for ``head_init="prototypes"``. A class absent from the
+        support set gets a zero prototype (weight and bias 0), which competes like a
+        prototype at the origin: give every episode each class in its support set.
     optimizer : {"sgd", "adam"}, default="sgd"
         The inner steps: plain gradient steps, or Adam (``betas``, epsilon 1e-8) with a
         state that starts afresh for every task (Reptile's paper configuration).
