@@ -129,6 +129,13 @@ def _matches(optimizer_state, params):
                for i, s in optimizer_state["state"].items())
 
 
+def _restore(params, saved):
+    """Put the values of ``saved`` back into the (optimised, in-place) ``params``."""
+    with torch.no_grad():
+        for k, v in params.items():
+            v.copy_(saved[k])
+
+
 def _cpu_state(state):
     """An optimiser's state dict with CPU tensor copies (pickles load anywhere)."""
     if isinstance(state, torch.Tensor):
@@ -301,9 +308,7 @@ class BaseMetaEstimator(BaseEstimator):
                 task_losses, task_norms = update(loss, params, buffers, tensors, strategy,
                                                  iteration=n_iter_done + it)
                 if not _all_finite(task_losses, *params.values()):
-                    with torch.no_grad():  # keep the last finite initialisation
-                        for k, v in params.items():
-                            v.copy_(last_finite[k])
+                    _restore(params, last_finite)  # keep the last finite initialisation
                     diverged = True
                     break
                 losses[it] = task_losses.mean()
@@ -321,9 +326,7 @@ class BaseMetaEstimator(BaseEstimator):
             interrupted = True
             if last_finite is not None:
                 mid_update = True
-                with torch.no_grad():
-                    for k, v in params.items():
-                        v.copy_(last_finite[k])
+                _restore(params, last_finite)
         finally:
             if progress is not None:
                 progress.close()

@@ -55,6 +55,19 @@ _REPTILE_NOTES = """
 """
 
 
+_META_STEP_DOC = """    meta_step_size : float, default={meta_step_size}
+        Interpolation step of the meta-update, epsilon in the paper.
+    meta_step_size_final : float or None, default=None
+        Anneal the meta step linearly from ``meta_step_size`` to this value over each
+        ``meta_fit`` call's ``max_iter`` (the paper anneals to 0); None keeps it
+        constant.
+    inner_optimizer : {{"sgd", "adam"}}, default="sgd"
+        The inner steps at meta-training and in :meth:`adapt`: plain gradient steps of
+        ``inner_lr``, or Adam with learning rate ``inner_lr``, beta1 = 0 and a fresh
+        state for every task (the paper's configuration; its Omniglot runs use
+        ``inner_lr=0.001``)."""
+
+
 class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
     __doc__ = (
         """Reptile for regression (Nichol et al., 2018).
@@ -64,17 +77,7 @@ class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
     Parameters
     ----------"""
         + _COMMON_PARAMS_DOC.format(inner_lr=0.02, inner_steps=5)
-        + """    meta_step_size : float, default=0.1
-        Interpolation step of the meta-update, epsilon in the paper.
-    meta_step_size_final : float or None, default=None
-        Anneal the meta step linearly from ``meta_step_size`` to this value over each
-        ``meta_fit`` call's ``max_iter`` (the paper anneals to 0); None keeps it
-        constant.
-    inner_optimizer : {"sgd", "adam"}, default="sgd"
-        The inner steps at meta-training and in :meth:`adapt`: plain gradient steps of
-        ``inner_lr``, or Adam with learning rate ``inner_lr``, beta1 = 0 and a fresh
-        state for every task (the paper's configuration; its Omniglot runs use
-        ``inner_lr=0.001``)."""
+        + _META_STEP_DOC.format(meta_step_size=0.1)
         + _TAIL_PARAMS_DOC.format(meta_batch_size=5, max_iter=1000)
         + """
     Examples
@@ -136,17 +139,7 @@ class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
     Parameters
     ----------"""
         + _COMMON_PARAMS_DOC.format(inner_lr=0.1, inner_steps=5)
-        + """    meta_step_size : float, default=0.5
-        Interpolation step of the meta-update, epsilon in the paper.
-    meta_step_size_final : float or None, default=None
-        Anneal the meta step linearly from ``meta_step_size`` to this value over each
-        ``meta_fit`` call's ``max_iter`` (the paper anneals to 0); None keeps it
-        constant.
-    inner_optimizer : {"sgd", "adam"}, default="sgd"
-        The inner steps at meta-training and in :meth:`adapt`: plain gradient steps of
-        ``inner_lr``, or Adam with learning rate ``inner_lr``, beta1 = 0 and a fresh
-        state for every task (the paper's configuration; its Omniglot runs use
-        ``inner_lr=0.001``)."""
+        + _META_STEP_DOC.format(meta_step_size=0.5)
         + _TAIL_PARAMS_DOC.format(meta_batch_size=5, max_iter=1000)
         + """    n_way_ : int
         Number of output units (classes per task at meta-training).
