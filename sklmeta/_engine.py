@@ -24,6 +24,10 @@ applies every execution strategy to any algorithm, here and only here:
     compiled once with :func:`torch.compile` (seconds to minutes of compilation, then
     several times faster on the CPU: see ``docs/performance.md``).
 
+Across processes (``torchrun``), each of them runs data-parallel: every process computes
+its share of the meta-batch with the strategy, and one all-reduce gives all of them the
+mean over the whole batch (``processes=``, :mod:`sklmeta._distributed`).
+
 Inside a ``torch.func`` transform, or when the meta-learned tensors themselves require
 gradients, the eager strategies fall back to their nested-``torch.func`` form, which
 computes the same values and stays composable.
@@ -276,7 +280,7 @@ def _leaves(meta):
     return {k: v.detach().requires_grad_(True) for k, v in meta.items()}
 
 
-def meta_gradient(algorithm, loss, meta, buffers, batch, strategy="vmap"):
+def meta_gradient(algorithm, loss, meta, buffers, batch, strategy="vmap", processes=None):
     """Gradient of the mean per-task objective of a *gradient* algorithm.
 
     Parameters
@@ -294,6 +298,8 @@ def meta_gradient(algorithm, loss, meta, buffers, batch, strategy="vmap"):
     strategy : {"vmap", "loop", "vmap+compile", "loop+compile"}
         See the module docstring; ``"+compile"`` compiles on the first call for each
         ``(loss, algorithm)`` and input shapes, and reuses it afterwards.
+    processes : sklmeta._distributed.Processes or None
+        Share the batch with these processes (data parallelism); None computes it all.
 
     Returns
     -------
@@ -305,6 +311,9 @@ def meta_gradient(algorithm, loss, meta, buffers, batch, strategy="vmap"):
         Norm of each task's first inner gradient.
     """
     _check_strategy(strategy)
+    if processes is not None:
+        return processes.run(
+            lambda share: meta_gradient(algorithm, loss, meta, buffers, share, strategy), batch)
     if strategy == "vmap+compile":
         return _compiled(loss, algorithm, "gradient-vmap", _functional_gradient_fn)(
             meta, buffers, *batch)
@@ -382,13 +391,16 @@ def _accumulate_over_tasks(task_fn, meta, buffers, batch):
     return means, torch.stack(task_losses), torch.stack(norms)
 
 
-def meta_direction(algorithm, loss, meta, buffers, batch, strategy="vmap"):
+def meta_direction(algorithm, loss, meta, buffers, batch, strategy="vmap", processes=None):
     """Mean over tasks of a *direction* algorithm's per-task deltas (Reptile).
 
     Same parameters as :func:`meta_gradient`. Tensors the algorithm does not move get a
     zero direction. Returns ``(direction, task_losses, first_grad_norms)``.
     """
     _check_strategy(strategy)
+    if processes is not None:
+        return processes.run(
+            lambda share: meta_direction(algorithm, loss, meta, buffers, share, strategy), batch)
     n_tasks = batch[0].shape[0]
     with torch.no_grad():
         if strategy.endswith("+compile") or not _autograd_ok(meta):

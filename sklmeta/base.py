@@ -8,7 +8,9 @@ makes sure a failed call leaves the estimator as it was.
 """
 
 import copy
+import math
 import numbers
+import os
 import sys
 import time
 import warnings
@@ -21,7 +23,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array
 
-from . import _engine
+from . import _checkpoint, _distributed, _early_stopping, _engine
 from ._device import fall_back_to_cpu_if_unavailable, resolve_device
 from ._targets import MetaClassifierMixin, MetaRegressorMixin
 from ._validation import (
@@ -129,6 +131,35 @@ def _matches(optimizer_state, params):
                for i, s in optimizer_state["state"].items())
 
 
+class _CallSchedule:
+    """The span of one ``meta_fit`` call, over which schedules run (MAML++'s cosine meta
+    learning rate, Reptile's annealed meta step): the iteration count it started at and
+    its ``max_iter``. A run resumed from a checkpoint has its original span."""
+
+    def __init__(self, start, length):
+        self.start, self.length = start, length
+
+    def progress(self, iteration):
+        return (iteration - self.start) / self.length
+
+    def cosine(self, lr, iteration, floor=0.01):
+        """Cosine annealing from ``lr`` to ``floor * lr`` (torch's CosineAnnealingLR)."""
+        low = floor * lr
+        return low + (lr - low) * (1 + math.cos(math.pi * self.progress(iteration))) / 2
+
+
+def _extend_history(history, n_before, new):
+    """``history`` (``n_before`` iterations) followed by ``new``; a record that one of
+    them lacks (validation scores of calls that did not validate) is NaN there."""
+    n_new = len(next(iter(new.values())))
+    out = {}
+    for key in list(history) + [k for k in new if k not in history]:
+        before = list(history.get(key, [math.nan] * n_before))
+        after = new[key].tolist() if key in new else [math.nan] * n_new
+        out[key] = before + after
+    return out
+
+
 def _restore(params, saved):
     """Put the values of ``saved`` back into the (optimised, in-place) ``params``."""
     with torch.no_grad():
@@ -197,10 +228,18 @@ class BaseMetaEstimator(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "checkpoint_path": [None, str, os.PathLike],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_validation_tasks": [Interval(Integral, 1, None, closed="left")],
+        "validation_every": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
     }
 
     # ------------------------------------------------------------------ meta-training
-    def meta_fit(self, tasks):
+    def meta_fit(self, tasks, validation_tasks=None):
         """Meta-learn the initialisation from a task distribution or a set of tasks.
 
         Parameters
@@ -209,6 +248,13 @@ class BaseMetaEstimator(BaseEstimator):
             A distribution is any object with ``sample(n_tasks, random_state)``
             returning a :class:`~sklmeta.tasks.TaskBatch`; a finite collection of
             tasks of identical shapes is sampled ``meta_batch_size`` at a time.
+        validation_tasks : TaskBatch, list of Task, task distribution or None, \
+default=None
+            Tasks to validate on every ``validation_every`` meta-iterations (recorded
+            in ``meta_history_["validation_score"]``), and, with ``early_stopping``,
+            to stop on; a distribution is drawn from once (``n_validation_tasks``).
+            None: with ``early_stopping``, validation tasks are set aside from
+            ``tasks`` (see ``early_stopping``); without, no validation.
 
         Returns
         -------
@@ -221,28 +267,68 @@ class BaseMetaEstimator(BaseEstimator):
         iteration's update; the estimator keeps what was learned so far, warns, and
         records ``meta_interrupted_ = True``. ``warm_start=True`` continues from it.
         Interrupted before its first update, nothing changes and the
-        ``KeyboardInterrupt`` propagates.
+        ``KeyboardInterrupt`` propagates. A process that is killed keeps nothing, but
+        ``checkpoint_path`` lets a rerun resume from the last checkpoint.
 
         If the meta-loss or the meta-parameters become NaN or infinite, meta-training
         stops with a ``RuntimeWarning`` and keeps the last finite initialisation (a
         ``ValueError`` if that happens at the first iteration). The first meta-batch
         is checked for data far from unit scale (a warning), every meta-batch for
         shapes, labels and values, and a custom ``module`` with one forward pass.
+
+        Launched by ``torchrun --nproc_per_node=N``, the N processes share each
+        meta-batch of ``meta_batch_size`` tasks (data parallelism, see
+        ``docs/long-runs.md``) and end with identical parameters.
         """
         self._validate_params()
         self._check_hidden_layer_sizes()
+        self._check_checkpoint_folder()
         source = _as_task_source(tasks)
         device = resolve_device(self.device)
-        warm = self.warm_start and hasattr(self, "meta_params_")
-        # continuing is continuing: a warm start draws the tasks that come next (the
-        # generator is kept), not the same sequence again
-        saved_rng = getattr(self, "_meta_rng", None) if warm else None
-        rng = copy.deepcopy(saved_rng) if saved_rng is not None else as_rng(self.random_state)
+        processes = _distributed.current_processes(device)
+        device = _distributed.local_device(device, processes)
+        lead = processes is None or processes.rank == 0  # writes checkpoints, shows progress
+        checkpoint = self._checkpoint_to_resume(processes)
+        in_memory = checkpoint is None and self.warm_start and hasattr(self, "meta_params_")
+        if checkpoint is not None:
+            rng = _checkpoint.rng_from_state(checkpoint["rng"])
+            torch.set_rng_state(checkpoint["torch_rng"])
+        elif in_memory and getattr(self, "_meta_rng", None) is not None:
+            # continuing is continuing: a warm start draws the tasks that come next (the
+            # generator is kept), not the same sequence again
+            rng = copy.deepcopy(self._meta_rng)
+        else:
+            rng = as_rng(self.random_state)
+        validating = self.early_stopping or validation_tasks is not None
+        validation_seed = (checkpoint["validation_seed"] if checkpoint is not None else
+                           getattr(self, "_validation_seed", None) if in_memory else None)
+        if validating and validation_seed is None:
+            validation_seed = self._new_validation_seed()
+        if processes is not None:
+            # every process draws the same meta-batches and validation tasks: rank 0's
+            state = processes.broadcast((_checkpoint.rng_state(rng), validation_seed))
+            rng, validation_seed = _checkpoint.rng_from_state(state[0]), state[1]
+        if validating:
+            source, validation_batch = _early_stopping.validation_split(
+                source, validation_tasks, self, validation_seed)
+        rng_before_first = copy.deepcopy(rng)  # put back if no iteration runs
         first = self._sample_batch(source, rng)
         input_shape, target_info = self._infer_task_shapes(first, source)
+        if validating:
+            self._check_validation_batch(validation_batch, first)
         self._warn_if_unscaled(first)
 
-        if warm:
+        if checkpoint is not None:
+            module, params, buffers, extras = self._state_from_checkpoint(
+                checkpoint, input_shape, target_info)
+            history = {k: v.tolist() for k, v in checkpoint["history"].items()}
+            n_iter_done = checkpoint["n_iter"]
+            optimizer_state = checkpoint["optimizer"]
+            call = checkpoint["call"]
+            # a run the checkpoint stopped half-way is finished; a finished one continues
+            call_start = n_iter_done if call["finished"] else call["start"]
+            record_state = None if call["finished"] else checkpoint["early_stopping"]
+        elif in_memory:
             if input_shape != self.input_shape_ or target_info != self._target_info():
                 raise ValueError(
                     "warm_start=True but the tasks' input shape or outputs "
@@ -251,52 +337,91 @@ class BaseMetaEstimator(BaseEstimator):
                 )
             self._check_architecture_unchanged(input_shape, target_info)
             module, params, buffers = self.module_, self.meta_params_, self.buffers_
+            extras = self._extra_meta_tensors(module, params, True)
             history = {k: list(v) for k, v in self.meta_history_.items()}
-            n_iter_done = self.n_iter_
+            n_iter_done = call_start = self.n_iter_
+            optimizer_state, record_state = self._meta_optimizer_state(), None
         else:
             module, params, buffers = self._init_model(input_shape, target_info, rng)
+            extras = self._extra_meta_tensors(module, params, False)
             history = {"meta_loss": [], "init_grad_norm": [], "wall_time": []}
-            n_iter_done = 0
+            n_iter_done = call_start = 0
+            optimizer_state = record_state = None
+        schedule = _CallSchedule(call_start, self.max_iter)
+        n_run = max(0, call_start + self.max_iter - n_iter_done)
         self._check_module_output(module, params, buffers, first.X_support[0], input_shape,
                                   target_info)
         _warn_if_single_example_support(module, np.shape(first.X_support)[1],
                                         self.batch_norm_stats)
+        n_local = len(first) if processes is None else len(
+            range(len(first))[processes.share(len(first))])  # the tasks this process computes
         strategy = _engine.choose_strategy(
-            self.strategy, module, device, second_order=self._second_order(),
-            n_tasks=len(first),
-        )
+            self.strategy, module, device, second_order=self._second_order(), n_tasks=n_local)
         self._check_strategy(strategy)
         self._adapt_names(module, params)  # names a bad adapt_params before any work
         # what is meta-learned: the initialisation, and what the algorithm adds to it
-        params = {**params, **self._extra_meta_tensors(module, params, warm)}
-        params = {k: v.detach().to(device).clone() for k, v in params.items()}
+        params = {k: v.detach().to(device).clone() for k, v in {**params, **extras}.items()}
         buffers = {k: v.to(device) for k, v in buffers.items()}
         loss = _engine.make_loss(module, self._loss_fn(None), self.batch_norm_stats)
-        update = self._make_meta_update(module, params)
+        update = self._make_meta_update(module, params, schedule)
         optimizer = getattr(update, "optimizer", None)
-        if warm and optimizer is not None and _matches(self._meta_optimizer_state(), params):
+        if optimizer is not None and _matches(optimizer_state, params):
             # and keeps the optimiser's moments (Adam's), as if it had not stopped (a
             # copy: the optimiser updates its state in place, and a failed call must
-            # leave the estimator's as it was). The learning rate is today's meta_lr,
-            # from which a cosine schedule starts again.
-            optimizer.load_state_dict(copy.deepcopy(self._meta_optimizer_state()))
+            # leave the estimator's as it was). The learning rate is today's meta_lr.
+            optimizer.load_state_dict(copy.deepcopy(optimizer_state))
             for group in optimizer.param_groups:
                 group["lr"] = self.meta_lr
-                if "initial_lr" in group:
-                    group["initial_lr"] = self.meta_lr
+        record = (_early_stopping.EarlyStopping(self.tol, self.n_iter_no_change)
+                  if self.early_stopping else None)
+        if record is not None and record_state is not None:
+            record.load_state_dict(record_state, device)
 
-        losses = torch.zeros(self.max_iter, device=device)
-        norms = torch.zeros(self.max_iter, device=device)
-        wall = np.zeros(self.max_iter)
-        progress = self._progress_bar()
+        losses = torch.zeros(n_run, device=device)
+        norms = torch.zeros(n_run, device=device)
+        wall = np.zeros(n_run)
+        scores = np.full(n_run, np.nan)
+        offset = history["wall_time"][-1] if history["wall_time"] else 0.0
+
+        def new_history():
+            new = {"meta_loss": losses[:done].cpu().numpy(),
+                   "init_grad_norm": norms[:done].cpu().numpy(),
+                   "wall_time": wall[:done] + offset}
+            if validating:
+                new["validation_score"] = scores[:done]
+            return _extend_history(history, n_iter_done, new)
+
+        def write_checkpoint(finished):
+            _checkpoint.write(self.checkpoint_path, {
+                "estimator": type(self).__name__,
+                "config": _checkpoint.config_of(self),
+                "input_shape": list(input_shape),
+                "target_info": target_info,
+                "n_iter": n_iter_done + done,
+                "call": {"start": call_start, "max_iter": self.max_iter,
+                         "finished": bool(finished)},
+                "meta_params": {k: v.detach().cpu() for k, v in params.items()},
+                "buffers": {k: v.detach().cpu() for k, v in buffers.items()},
+                "optimizer": (_cpu_state(optimizer.state_dict())
+                              if optimizer is not None and consistent else None),
+                "history": {k: torch.as_tensor(np.asarray(v, dtype=np.float64))
+                            for k, v in new_history().items()},
+                "rng": _checkpoint.rng_state(rng),
+                "torch_rng": torch.get_rng_state(),
+                "validation_seed": validation_seed,
+                "early_stopping": record.state_dict() if record is not None else None,
+            })
+
+        progress = self._progress_bar(n_run) if lead else None
         start = time.perf_counter()
         last_report = start
         done = 0
-        interrupted = diverged = mid_update = False
+        interrupted = diverged = mid_update = stopped_early = False
+        consistent = True  # the optimiser's state is that of the parameters kept
         last_finite = None
         try:
             batch = first
-            for it in range(self.max_iter):
+            for it in range(n_run):
                 if it > 0:
                     batch = self._sample_batch(source, rng)
                     self._check_batch_like(batch, first)
@@ -306,7 +431,8 @@ class BaseMetaEstimator(BaseEstimator):
                 # or is interrupted half-way (a Ctrl-C can land inside optimizer.step)
                 last_finite = {k: v.clone() for k, v in params.items()}
                 task_losses, task_norms = update(loss, params, buffers, tensors, strategy,
-                                                 iteration=n_iter_done + it)
+                                                 iteration=n_iter_done + it,
+                                                 processes=processes)
                 if not _all_finite(task_losses, *params.values()):
                     _restore(params, last_finite)  # keep the last finite initialisation
                     diverged = True
@@ -317,11 +443,24 @@ class BaseMetaEstimator(BaseEstimator):
                 done, last_finite = it + 1, None
                 now = time.perf_counter()
                 wall[it] = now - start
-                if progress is not None and (now - last_report > 0.5 or done == self.max_iter):
+                total = n_iter_done + done
+                if validating and total % self.validation_every == 0:
+                    scores[it] = self._validation_score(
+                        module, params, buffers, input_shape, target_info, validation_batch,
+                        processes)
+                    if record is not None:
+                        stopped_early = record.update(scores[it], params, total)
+                if lead and self.checkpoint_path is not None and (
+                        total % self.checkpoint_every == 0):
+                    write_checkpoint(finished=stopped_early or done == n_run)
+                if progress is not None and (now - last_report > 0.5 or done == n_run
+                                             or stopped_early):
                     window = losses[max(0, it - 49) : done].mean().item()  # one sync / report
                     progress.set_postfix(meta_loss=f"{window:.4g}", refresh=False)
                     progress.update(done - progress.n)
                     last_report = now
+                if stopped_early:
+                    break
         except KeyboardInterrupt:
             interrupted = True
             if last_finite is not None:
@@ -336,59 +475,176 @@ class BaseMetaEstimator(BaseEstimator):
             raise KeyboardInterrupt("meta_fit was interrupted before its first update.")
         if diverged:
             message = (
-                f"meta_fit diverged at iteration {done + 1}: the meta-loss or the "
-                f"meta-parameters became NaN or infinite ({self._step_sizes()}). Lower "
-                "the step sizes, or standardise the data (features and targets of order "
-                "1: see docs/sklearn.md)."
+                f"meta_fit diverged at iteration {n_iter_done + done + 1}: the meta-loss "
+                f"or the meta-parameters became NaN or infinite ({self._step_sizes()}). "
+                "Lower the step sizes, or standardise the data (features and targets of "
+                "order 1: see docs/sklearn.md)."
             )
             if done == 0:
                 raise ValueError(message + " Nothing was learned; the estimator is unchanged.")
             warnings.warn(
-                message + f" The estimator keeps the initialisation of iteration {done}.",
+                message + f" The estimator keeps the initialisation of iteration "
+                f"{n_iter_done + done}.",
                 RuntimeWarning,
                 stacklevel=2,
             )
         if interrupted:
             warnings.warn(
-                f"meta_fit interrupted after {done} of {self.max_iter} iterations; the "
+                f"meta_fit interrupted after {done} of {n_run} iterations; the "
                 "estimator keeps the initialisation learned so far (meta_interrupted_ is "
                 "True). To run the remaining iterations, call "
-                f"set_params(warm_start=True, max_iter={self.max_iter - done}).meta_fit(...)",
+                f"set_params(warm_start=True, max_iter={n_run - done}).meta_fit(...)"
+                + (" or rerun the script with warm_start=True: it resumes from "
+                   "checkpoint_path." if self.checkpoint_path is not None else ""),
                 UserWarning,
                 stacklevel=2,
             )
-        offset = history["wall_time"][-1] if history["wall_time"] else 0.0
-        history["meta_loss"] += losses[:done].cpu().tolist()
-        history["init_grad_norm"] += norms[:done].cpu().tolist()
-        history["wall_time"] += (wall[:done] + offset).tolist()
+        if n_run == 0:
+            rng = rng_before_first  # the batch drawn to check the tasks was not used
+        # the optimiser's state only when it matches the parameters kept (a diverged or
+        # half-done update has moved it, and early stopping goes back to the best)
+        consistent = optimizer is not None and not diverged and not mid_update
+        if record is not None and record.best_params is not None:
+            _restore(params, record.best_params)
+            consistent = consistent and record.best_iter == n_iter_done + done
+        full_history = new_history()
 
         # commit the new state in one place, so a failure above leaves self untouched
-        for name in ("adapted_params_", "support_inputs_", "classes_", "n_features_in_"):
+        for name in ("adapted_params_", "support_inputs_", "classes_", "n_features_in_",
+                     "best_validation_score_", "best_iter_"):
             self.__dict__.pop(name, None)
         self.module_ = module.cpu()
-        params = {k: v.detach().cpu() for k, v in params.items()}
-        self.meta_params_ = self._commit_extra_meta_tensors(params)
+        cpu_params = {k: v.detach().cpu() for k, v in params.items()}
+        self.meta_params_ = self._commit_extra_meta_tensors(cpu_params)
         self.buffers_ = {k: v.detach().cpu() for k, v in buffers.items()}
         self.input_shape_ = input_shape
         self._set_target_info(target_info)
-        self.meta_history_ = {k: np.asarray(v) for k, v in history.items()}
+        self.meta_history_ = {k: np.asarray(v) for k, v in full_history.items()}
         self.n_iter_ = n_iter_done + done
         self.strategy_ = strategy
         self.meta_interrupted_ = interrupted
+        self.world_size_ = 1 if processes is None else processes.world_size
+        if record is not None and record.best_params is not None:
+            self.best_validation_score_ = record.best_score
+            self.best_iter_ = record.best_iter
         self._meta_rng = rng
-        # the optimiser's state only when it matches the parameters kept (a diverged or
-        # half-done update has moved it): otherwise a warm start restarts it
-        consistent = optimizer is not None and not diverged and not mid_update
+        self._validation_seed = validation_seed
         self._meta_optimizer = _cpu_state(optimizer.state_dict()) if consistent else None
+        if lead and self.checkpoint_path is not None:
+            write_checkpoint(finished=not interrupted)
         return self
 
-    def _progress_bar(self):
+    def _new_validation_seed(self):
+        """A seed of its own for validation tasks, so that validating does not change
+        the meta-batches drawn (an int random_state gives the same seed every time)."""
+        entropy = self.random_state if isinstance(self.random_state, numbers.Integral) else None
+        return int(np.random.default_rng([entropy, 1] if entropy is not None else None)
+                   .integers(2**31 - 1))
+
+    def _check_validation_batch(self, batch, first):
+        for name, a, b in (("X_support", batch.X_support, first.X_support),
+                           ("X_query", batch.X_query, first.X_query)):
+            if np.shape(a)[2:] != np.shape(b)[2:]:
+                raise ValueError(
+                    f"The validation tasks' {name} examples have shape {np.shape(a)[2:]}, "
+                    f"those meta-trained on {np.shape(b)[2:]}."
+                )
+
+    def _validation_score(self, module, params, buffers, input_shape, target_info, batch,
+                          processes):
+        """The task-collection :meth:`score` of the current initialisation (on rank 0,
+        shared with the other processes)."""
+        score = None
+        if processes is None or processes.rank == 0:
+            worker = copy.copy(self)
+            for name in ("adapted_params_", "support_inputs_", "classes_", "n_features_in_"):
+                worker.__dict__.pop(name, None)
+            worker.module_, worker.input_shape_ = module, input_shape
+            worker.buffers_ = {k: v.detach().cpu() for k, v in buffers.items()}
+            worker._set_target_info(target_info)
+            worker.meta_params_ = worker._commit_extra_meta_tensors(
+                {k: v.detach().cpu().clone() for k, v in params.items()})
+            with warnings.catch_warnings():
+                # a diverged adaptation is a bad score, not a warning per task
+                warnings.simplefilter("ignore", RuntimeWarning)
+                try:
+                    score = float(worker.score(batch))
+                except ValueError as exc:
+                    if "NaN" not in str(exc) and "infinity" not in str(exc):
+                        raise
+                    score = math.nan  # non-finite predictions: never an improvement
+        if processes is not None:
+            score = processes.broadcast(score)
+        return score
+
+    def _check_checkpoint_folder(self):
+        if self.checkpoint_path is None:
+            return
+        folder = os.path.dirname(os.path.abspath(os.fspath(self.checkpoint_path)))
+        if not os.path.isdir(folder):
+            raise ValueError(
+                f"checkpoint_path={str(self.checkpoint_path)!r}: the folder {folder!r} does "
+                "not exist."
+            )
+        if os.path.isdir(self.checkpoint_path):
+            raise ValueError(
+                f"checkpoint_path={str(self.checkpoint_path)!r} is a folder; give a file name."
+            )
+
+    def _checkpoint_to_resume(self, processes):
+        """The checkpoint ``meta_fit`` resumes from, or None.
+
+        Only with ``warm_start=True``, and only when this estimator holds no
+        meta-training of its own (what is in memory is at least as recent).
+        """
+        path = self.checkpoint_path
+        if path is None or (self.warm_start and hasattr(self, "meta_params_")):
+            return None
+        payload = None
+        if processes is None or processes.rank == 0:
+            exists = os.path.exists(path)
+            if exists and not self.warm_start:
+                warnings.warn(
+                    f"checkpoint_path={str(path)!r} exists and warm_start=False: "
+                    "meta-training starts afresh and overwrites it. Set warm_start=True "
+                    "to resume from it instead.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            if exists and self.warm_start:
+                payload = _checkpoint.read(path)
+        if processes is not None:
+            payload = processes.broadcast(payload)
+        if payload is not None:
+            _checkpoint.check_matches(payload, self, path)
+        return payload
+
+    def _state_from_checkpoint(self, payload, input_shape, target_info):
+        """``(module, params, buffers, extra meta-learned tensors)`` of a checkpoint,
+        after checking that they fit the tasks and the network."""
+        path = self.checkpoint_path
+        saved = (tuple(payload["input_shape"]), payload["target_info"])
+        if saved != (input_shape, target_info):
+            raise ValueError(
+                f"checkpoint_path {str(path)!r} was written for tasks of input shape and "
+                f"outputs {saved}; these tasks have {(input_shape, target_info)}."
+            )
+        module, fresh, fresh_buffers = self._init_model(input_shape, target_info, as_rng(0))
+        expected = {**fresh, **self._extra_meta_tensors(module, fresh, False)}
+        _checkpoint.check_shapes(payload["meta_params"], expected, path)
+        _checkpoint.check_shapes(payload["buffers"], fresh_buffers, path)
+        meta = payload["meta_params"]
+        params = {k: v for k, v in meta.items() if k in fresh}
+        extras = {k: v for k, v in meta.items() if k not in fresh}
+        return module, params, payload["buffers"], extras
+
+    def _progress_bar(self, total):
         if not self.verbose:
             return None
         from tqdm.auto import tqdm
 
         return tqdm(
-            total=self.max_iter, desc=f"{type(self).__name__}.meta_fit", file=sys.stderr,
+            total=total, desc=f"{type(self).__name__}.meta_fit", file=sys.stderr,
             unit="it", dynamic_ncols=True,
         )
 

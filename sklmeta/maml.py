@@ -116,6 +116,47 @@ default="auto"
         A clone, or an estimator loaded by :func:`sklmeta.persistence.save`, keeps the
         initialisation but not this state: it continues with a fresh optimiser and
         draws tasks from ``random_state`` again.
+    checkpoint_path : str, path-like or None, default=None
+        Write a checkpoint of meta-training to this file every ``checkpoint_every``
+        meta-iterations and when :meth:`meta_fit` ends (also by Ctrl-C or divergence):
+        the meta-learned tensors, the optimiser's state, the iteration count, the
+        history and the random generators' states. It is written atomically (a kill
+        during the write leaves the previous checkpoint whole) and holds no code
+        (``torch.load(path, weights_only=True)`` reads it). With ``warm_start=True``, an
+        estimator that has not been meta-fitted in this process resumes from an
+        existing checkpoint: a run it stopped before ``max_iter`` finishes that run
+        (ending with the parameters an uninterrupted run would have, bit for bit on the
+        CPU), a finished one continues for ``max_iter`` more iterations. Rerunning the
+        same script after a crash therefore continues it. A checkpoint written with
+        other hyper-parameters, another estimator or other shapes is refused with an
+        error naming what differs. With ``warm_start=False`` an existing checkpoint is
+        overwritten (with a warning). Under ``torchrun``, only rank 0 writes.
+    checkpoint_every : int, default=100
+        Meta-iterations between checkpoints (counted over all calls).
+    early_stopping : bool, default=False
+        Score the meta-learned initialisation on validation tasks every
+        ``validation_every`` meta-iterations (with :meth:`score`: adapt to each task's
+        support set, score its query set), stop when ``n_iter_no_change`` validations
+        in a row have not improved the best score by at least ``tol``, and keep the
+        best initialisation. The validation tasks are those passed to
+        :meth:`meta_fit` as ``validation_tasks``; else ``validation_fraction`` of a
+        finite task collection, set aside (not meta-trained on), or
+        ``n_validation_tasks`` drawn once from a task distribution.
+    validation_fraction : float, default=0.1
+        Share of a finite task collection kept aside for validation (at least one
+        task each side), when ``early_stopping`` and no ``validation_tasks``.
+    n_validation_tasks : int, default=100
+        Validation tasks drawn (once, with their own seed) from a task distribution,
+        when ``early_stopping`` and no ``validation_tasks``. Tasks of a distribution
+        over a fixed pool (such as classes of Omniglot's training alphabets) share
+        that pool with meta-training: pass ``validation_tasks`` from held-out classes
+        to measure generalisation to new classes.
+    validation_every : int, default=100
+        Meta-iterations between validations (counted over all calls).
+    n_iter_no_change : int, default=10
+        Validations without an improvement of ``tol`` before early stopping.
+    tol : float, default=1e-4
+        Least improvement of the validation score (R^2 or accuracy) that counts.
 
     Attributes
     ----------
@@ -128,9 +169,19 @@ default="auto"
     meta_history_ : dict of str to ndarray
         Per meta-iteration: ``meta_loss`` (mean query loss after adaptation),
         ``init_grad_norm`` (Frobenius norm of the first inner gradient, averaged over
-        the meta-batch) and ``wall_time`` (seconds since the start of meta-training).
+        the meta-batch) and ``wall_time`` (seconds since the start of meta-training);
+        with validation tasks, ``validation_score`` (NaN at iterations not validated).
     n_iter_ : int
-        Meta-iterations run so far.
+        Meta-iterations run so far (with early stopping, including those after the
+        best one).
+    best_validation_score_ : float
+        With ``early_stopping``: the best validation score, whose initialisation
+        ``meta_params_`` is.
+    best_iter_ : int
+        With ``early_stopping``: the meta-iteration count of that initialisation.
+    world_size_ : int
+        Processes the last :meth:`meta_fit` shared each meta-batch with (1 without
+        ``torchrun``).
     strategy_ : str
         The strategy used.
     support_inputs_ : torch.Tensor or None
@@ -237,12 +288,8 @@ class _MAMLBase(BaseMetaEstimator):
                 "eager strategy ('auto', 'vmap' or 'loop')."
             )
 
-    def _make_meta_update(self, module, params):
+    def _make_meta_update(self, module, params, schedule):
         optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
-        # MAML++: cosine annealing of the meta learning rate over this call's max_iter
-        scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=self.max_iter, eta_min=0.01 * self.meta_lr)
-            if self.meta_lr_schedule == "cosine" else None)
         network = {k: v for k, v in params.items() if not k.startswith(LR_PREFIX)}
         inner = InnerLoop(
             self.inner_lr, self.inner_steps, self.first_order,
@@ -252,7 +299,7 @@ class _MAMLBase(BaseMetaEstimator):
             **self._head_config(module, network),
         )
 
-        def update(loss, params, buffers, batch, strategy, iteration):
+        def update(loss, params, buffers, batch, strategy, iteration, processes=None):
             # MAML++: first order for the first iterations, weighted per-step losses
             first_order = self.first_order or iteration < self.first_order_iters
             weights = (multi_step_loss_weights(self.inner_steps, iteration,
@@ -260,13 +307,16 @@ class _MAMLBase(BaseMetaEstimator):
                        if self.multi_step_loss else None)
             algorithm = MAML(replace(inner, first_order=first_order), step_weights=weights)
             grads, task_losses, norms = _engine.meta_gradient(
-                algorithm, loss, params, buffers, batch, strategy
+                algorithm, loss, params, buffers, batch, strategy, processes
             )
             for name, p in params.items():
                 p.grad = grads[name]
+            if self.meta_lr_schedule == "cosine":
+                # MAML++: cosine annealing over this call's max_iter, in closed form so
+                # that a run resumed from a checkpoint takes the same steps
+                for group in optimizer.param_groups:
+                    group["lr"] = schedule.cosine(self.meta_lr, iteration)
             optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
             return task_losses, norms
 
         update.optimizer = optimizer  # its state is kept for warm_start
@@ -327,6 +377,14 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         random_state=None,
         verbose=0,
         warm_start=False,
+        checkpoint_path=None,
+        checkpoint_every=100,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_validation_tasks=100,
+        validation_every=100,
+        n_iter_no_change=10,
+        tol=1e-4,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -349,6 +407,14 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_validation_tasks = n_validation_tasks
+        self.validation_every = validation_every
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
 
 
 class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
@@ -428,6 +494,14 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         random_state=None,
         verbose=0,
         warm_start=False,
+        checkpoint_path=None,
+        checkpoint_every=100,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_validation_tasks=100,
+        validation_every=100,
+        n_iter_no_change=10,
+        tol=1e-4,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -451,3 +525,11 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_validation_tasks = n_validation_tasks
+        self.validation_every = validation_every
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol

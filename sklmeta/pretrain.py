@@ -21,13 +21,13 @@ class _PretrainBase(BaseMetaEstimator):
         "strategy": [StrOptions({"auto", "vmap", "loop"})],
     }
 
-    def _make_meta_update(self, module, params):
+    def _make_meta_update(self, module, params, schedule):
         optimizer = torch.optim.Adam(list(params.values()), lr=self.meta_lr)
         algorithm = JointPretraining()
 
-        def update(loss, params, buffers, batch, strategy, iteration):
+        def update(loss, params, buffers, batch, strategy, iteration, processes=None):
             grads, task_losses, norms = _engine.meta_gradient(
-                algorithm, loss, params, buffers, batch, strategy
+                algorithm, loss, params, buffers, batch, strategy, processes
             )
             for name, p in params.items():
                 p.grad = grads[name]
@@ -88,6 +88,14 @@ class PretrainedRegressor(MetaRegressorMixin, RegressorMixin, _PretrainBase):
         random_state=None,
         verbose=0,
         warm_start=False,
+        checkpoint_path=None,
+        checkpoint_every=100,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_validation_tasks=100,
+        validation_every=100,
+        n_iter_no_change=10,
+        tol=1e-4,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -103,6 +111,14 @@ class PretrainedRegressor(MetaRegressorMixin, RegressorMixin, _PretrainBase):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_validation_tasks = n_validation_tasks
+        self.validation_every = validation_every
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
 
 
 class PretrainedClassifier(MetaClassifierMixin, ClassifierMixin, _PretrainBase):
@@ -144,6 +160,14 @@ class PretrainedClassifier(MetaClassifierMixin, ClassifierMixin, _PretrainBase):
         random_state=None,
         verbose=0,
         warm_start=False,
+        checkpoint_path=None,
+        checkpoint_every=100,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_validation_tasks=100,
+        validation_every=100,
+        n_iter_no_change=10,
+        tol=1e-4,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -159,3 +183,11 @@ class PretrainedClassifier(MetaClassifierMixin, ClassifierMixin, _PretrainBase):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_validation_tasks = n_validation_tasks
+        self.validation_every = validation_every
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol

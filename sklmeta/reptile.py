@@ -26,20 +26,18 @@ class _ReptileBase(BaseMetaEstimator):
         return replace(super()._adaptation_inner_loop(module, params, steps, device),
                        optimizer=self.inner_optimizer)
 
-    def _make_meta_update(self, module, params):
+    def _make_meta_update(self, module, params, schedule):
         algorithm = Reptile(InnerLoop(self.inner_lr, self.inner_steps, first_order=True,
                                       optimizer=self.inner_optimizer))
-        first = []  # the iteration this call starts at (warm_start continues the count)
 
-        def update(loss, params, buffers, batch, strategy, iteration):
+        def update(loss, params, buffers, batch, strategy, iteration, processes=None):
             direction, task_losses, norms = _engine.meta_direction(
-                algorithm, loss, params, buffers, batch, strategy
+                algorithm, loss, params, buffers, batch, strategy, processes
             )
-            first[:] = first or [iteration]
             step = self.meta_step_size
             if self.meta_step_size_final is not None:  # linear annealing, as in the paper
-                progress = (iteration - first[0]) / self.max_iter
-                step += (self.meta_step_size_final - self.meta_step_size) * progress
+                step += ((self.meta_step_size_final - self.meta_step_size)
+                         * schedule.progress(iteration))
             for name, p in params.items():
                 p.add_(direction[name], alpha=step)
             return task_losses, norms
@@ -111,6 +109,14 @@ class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
         random_state=None,
         verbose=0,
         warm_start=False,
+        checkpoint_path=None,
+        checkpoint_every=100,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_validation_tasks=100,
+        validation_every=100,
+        n_iter_no_change=10,
+        tol=1e-4,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -128,6 +134,14 @@ class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_validation_tasks = n_validation_tasks
+        self.validation_every = validation_every
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
 
 
 class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
@@ -179,6 +193,14 @@ class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
         random_state=None,
         verbose=0,
         warm_start=False,
+        checkpoint_path=None,
+        checkpoint_every=100,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_validation_tasks=100,
+        validation_every=100,
+        n_iter_no_change=10,
+        tol=1e-4,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -196,3 +218,11 @@ class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_validation_tasks = n_validation_tasks
+        self.validation_every = validation_every
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
