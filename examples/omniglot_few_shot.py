@@ -25,6 +25,15 @@ meta-learning must beat.
     python examples/omniglot_few_shot.py --algorithms maml --ways 5 --timing
     python examples/omniglot_few_shot.py --fetch            # full Omniglot (downloads ~15 MB)
     python examples/omniglot_few_shot.py --batch-norm-stats transductive
+    python examples/omniglot_few_shot.py --validation-alphabets 2 --early-stopping
+    python examples/omniglot_few_shot.py --checkpoint-dir ckpt       # rerun to resume
+
+``--validation-alphabets K`` sets K of the training alphabets aside: 100 upright episodes
+of them (the test protocol) are scored every ``--validation-every`` meta-iterations
+(``validation_tasks`` of ``meta_fit``); with ``--early-stopping`` meta-training stops
+after ``--n-iter-no-change`` validations without improvement and keeps the best
+initialisation. ``--checkpoint-dir`` writes a checkpoint per model there; after a
+crash, the same command resumes the unfinished model where its checkpoint left it.
 
 The papers meta-train one model per setting; here one 5-way 1-shot model serves the
 5-way 1-shot and 5-shot tests, and a 20-way 1-shot model the 20-way test.
@@ -207,6 +216,14 @@ def main():
                              "(default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--validation-alphabets", type=int, default=0,
+                        help="training alphabets set aside to validate on")
+    parser.add_argument("--early-stopping", action="store_true",
+                        help="stop on the validation alphabets' accuracy")
+    parser.add_argument("--validation-every", type=int, default=100)
+    parser.add_argument("--n-iter-no-change", type=int, default=3)
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="write checkpoints there, and resume from them")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=0)
@@ -228,6 +245,13 @@ def main():
     tasks = ImageTasks(data.images, data.target, groups=data.alphabet)
     train, test = tasks.split(args.test_alphabets, by="group", random_state=args.seed)
     test = test.subset(rotations=(0,))  # new alphabets, upright, as in the Reptile code
+    validation = None
+    if args.validation_alphabets:
+        train, validation = train.split(args.validation_alphabets, by="group",
+                                        random_state=args.seed)
+        validation = validation.subset(rotations=(0,))
+    elif args.early_stopping:
+        parser.error("--early-stopping needs --validation-alphabets K (K >= 1)")
     print(f"{len(data.target_names)} characters of {len(data.alphabet_names)} alphabets; "
           f"meta-training on {len(train.classes_)} characters x 4 rotations of "
           f"{data.alphabet_names[train.groups_].tolist()}, testing on {len(test.classes_)} "
@@ -248,8 +272,19 @@ def main():
         non_transductive = args.non_transductive or algorithm == "reptile"
         for n_way in args.ways:
             est = make_estimator(algorithm, n_way, args)
+            fit_params = {}
+            if validation is not None and algorithm != "untrained":
+                fit_params["validation_tasks"] = validation.subset(
+                    n_way=n_way, k_shot=1, k_query=5).sample(100, random_state=20_000 + n_way)
+                est.set_params(early_stopping=args.early_stopping,
+                               validation_every=args.validation_every,
+                               n_iter_no_change=args.n_iter_no_change)
+            if args.checkpoint_dir is not None and algorithm != "untrained":
+                args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+                est.set_params(warm_start=True, checkpoint_every=50,
+                               checkpoint_path=args.checkpoint_dir / f"{algorithm}-{n_way}way.ckpt")
             start = time.perf_counter()
-            est.meta_fit(training_tasks(train, algorithm, n_way, args))
+            est.meta_fit(training_tasks(train, algorithm, n_way, args), **fit_params)
             elapsed = time.perf_counter() - start
             if algorithm != "untrained":
                 budget[algorithm, n_way] = (est.n_iter_, est.meta_batch_size, elapsed)
@@ -259,6 +294,13 @@ def main():
                       f"({elapsed / est.n_iter_:.2f} s/iteration, strategy={est.strategy_}); "
                       f"query loss {history[:20].mean():.3f} (first 20) -> "
                       f"{history[-20:].mean():.3f} (last 20)", flush=True)
+                if "validation_tasks" in fit_params:
+                    scores = est.meta_history_["validation_score"]
+                    done = np.flatnonzero(~np.isnan(scores))
+                    print("  validation accuracy: " + ", ".join(
+                        f"{scores[i] * 100:.1f}% @{i + 1}" for i in done)
+                        + (f"; kept iteration {est.best_iter_}" if args.early_stopping else ""),
+                        flush=True)
             else:
                 print(f"\n{NAMES[algorithm]}, {n_way} outputs: no meta-training", flush=True)
             for name, way, _, k_query in SETTINGS:

@@ -9,6 +9,14 @@ support points all lie on the right half of the x-axis.
 
     python examples/sinusoid_comparison.py --max-iter 70000 --out results/sinusoid
     python examples/sinusoid_comparison.py --only MAML Meta-SGD ANIL --max-iter 10000
+    python examples/sinusoid_comparison.py --only MAML --max-iter 20000 --early-stopping
+    python examples/sinusoid_comparison.py --checkpoint-dir ckpt   # rerun to resume
+
+``--early-stopping`` validates every ``--validation-every`` meta-iterations on 100 tasks
+drawn once (R^2 of their query points after adaptation), stops after
+``--n-iter-no-change`` validations without improvement and keeps the best
+initialisation. ``--checkpoint-dir`` writes each learner's checkpoint there; after a
+crash, the same command resumes every unfinished learner where its checkpoint left it.
 
 Results are written to ``<out>/results.json`` after each learner, so a long run that
 is stopped keeps what it finished.
@@ -31,8 +39,9 @@ PAPER = {  # Finn et al. (2017), figure 2 / section 5.1, 5-shot
 STEPS = (1, 5, 10)
 
 
-def learners(max_iter, seed):
-    common = dict(max_iter=max_iter, device="cpu", random_state=seed, verbose=1)
+def learners(max_iter, seed, long_run=None):
+    common = dict(max_iter=max_iter, device="cpu", random_state=seed, verbose=1,
+                  **(long_run or {}))
     return {
         "MAML": MAMLRegressor(inner_lr=0.01, inner_steps=1, meta_batch_size=25, **common),
         "FOMAML": MAMLRegressor(inner_lr=0.01, inner_steps=1, meta_batch_size=25,
@@ -75,6 +84,11 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="run only these learners")
     parser.add_argument("--out", default="results/sinusoid")
+    parser.add_argument("--early-stopping", action="store_true")
+    parser.add_argument("--validation-every", type=int, default=250)
+    parser.add_argument("--n-iter-no-change", type=int, default=10)
+    parser.add_argument("--checkpoint-dir", type=pathlib.Path, default=None,
+                        help="write checkpoints there, and resume from them")
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,17 +99,30 @@ def main():
     test = {k: SinusoidTasks(k_support=k, k_query=100).sample(args.n_test_tasks,
                                                              random_state=10_000 + k)
             for k in (5, 10)}
+    long_run = {}
+    if args.early_stopping:
+        long_run.update(early_stopping=True, validation_every=args.validation_every,
+                        n_iter_no_change=args.n_iter_no_change, n_validation_tasks=100)
+    if args.checkpoint_dir is not None:
+        args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        long_run.update(warm_start=True, checkpoint_every=500)
     fitted = {}
-    for name, est in learners(args.max_iter, args.seed).items():
+    for name, est in learners(args.max_iter, args.seed, long_run).items():
         if args.only and name not in args.only:
             continue
+        if args.checkpoint_dir is not None:
+            est.set_params(checkpoint_path=args.checkpoint_dir / f"{name}.ckpt")
         start = time.perf_counter()
         est.meta_fit(train)
         seconds = time.perf_counter() - start
         entry = {"iterations": int(est.n_iter_), "seconds": seconds,
                  "n_test_tasks": args.n_test_tasks,
                  "interrupted": bool(est.meta_interrupted_), "params": {
-                     k: v for k, v in est.get_params().items() if k != "module"}}
+                     k: str(v) if k == "checkpoint_path" else v
+                     for k, v in est.get_params().items() if k != "module"}}
+        if args.early_stopping:
+            entry.update(best_iter=int(est.best_iter_),
+                         best_validation_score=float(est.best_validation_score_))
         for k, tasks in test.items():
             curve = {}
             for steps in range(0, 11):
@@ -106,7 +133,9 @@ def main():
         results[name] = entry
         fitted[name] = est
         results_path.write_text(json.dumps(results, indent=1))
-        print(f"{name}: {est.n_iter_} iterations in {seconds:.0f} s")
+        stop = (f", best validation R^2 {est.best_validation_score_:.4f} at iteration "
+                f"{est.best_iter_} (kept)" if args.early_stopping else "")
+        print(f"{name}: {est.n_iter_} iterations in {seconds:.0f} s{stop}")
 
     print_table(results)
     plot(results, fitted, out)

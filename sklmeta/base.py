@@ -7,6 +7,7 @@ tensors and back, runs the meta-training loop with progress and interruption, an
 makes sure a failed call leaves the estimator as it was.
 """
 
+import contextlib
 import copy
 import math
 import numbers
@@ -456,7 +457,10 @@ default=None
                 if progress is not None and (now - last_report > 0.5 or done == n_run
                                              or stopped_early):
                     window = losses[max(0, it - 49) : done].mean().item()  # one sync / report
-                    progress.set_postfix(meta_loss=f"{window:.4g}", refresh=False)
+                    shown = {"meta_loss": f"{window:.4g}"}
+                    if validating and not np.isnan(scores[:done]).all():
+                        shown["validation"] = f"{scores[:done][~np.isnan(scores[:done])][-1]:.4g}"
+                    progress.set_postfix(shown, refresh=False)
                     progress.update(done - progress.n)
                     last_report = now
                 if stopped_early:
@@ -724,6 +728,14 @@ default=None
         """Names of the parameters that adapt (None: all of them)."""
         return None
 
+    def _engine_module(self, module):
+        """``module`` (a copy, changed in place) in the form the engine runs."""
+        return _configure_for_engine(module)
+
+    def _prediction_context(self):
+        """The network's context at prediction (MAML++: the last step's BatchNorm)."""
+        return contextlib.nullcontext()
+
     def _adaptation_inner_loop(self, module, params, steps, device):
         return _engine.InnerLoop(self.inner_lr, steps, first_order=True,
                                  adapt_names=self._adapt_names(module, params))
@@ -796,7 +808,7 @@ default=None
                 module = copy.deepcopy(self.module)
             else:
                 module = self._default_module(input_shape, target_info)
-        module = _configure_for_engine(module.cpu())
+        module = self._engine_module(module.cpu())
         params, buffers = split_module_tensors(module)
         if not params:
             raise ValueError(
@@ -953,7 +965,8 @@ default=None
     # ------------------------------------------------------------------ scikit-learn protocol
     _META_STATE = (
         "module_", "meta_params_", "buffers_", "input_shape_", "meta_history_", "n_iter_",
-        "strategy_", "meta_interrupted_", "inner_lrs_",
+        "strategy_", "meta_interrupted_", "inner_lrs_", "world_size_", "best_validation_score_",
+        "best_iter_",
     )
 
     def __sklearn_clone__(self):
@@ -1017,7 +1030,7 @@ default=None
         reference = None
         if self.batch_norm_stats == "support" and getattr(self, "support_inputs_", None) is not None:
             reference = self.support_inputs_.to(device=device, dtype=dtype)
-        with torch.no_grad():
+        with torch.no_grad(), self._prediction_context():
             out = forward(self.module_, params, buffers, X_t, X_reference=reference)
         if not _all_finite(out):
             warnings.warn(

@@ -8,6 +8,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
 from . import _engine
+from .networks import batch_norm_step, per_step_batchnorm, per_step_parameter_names
 from .algorithms import LR_PREFIX, MAML, InnerLoop, multi_step_loss_weights, split_learned_rates
 from .base import (
     BaseMetaEstimator,
@@ -67,7 +68,15 @@ _MAML_PARAMS_DOC = """    first_order : bool, default=False
         meta-iterations, then second order.
     meta_lr_schedule : {"constant", "cosine"}, default="constant"
         "cosine" anneals Adam's learning rate from ``meta_lr`` to ``meta_lr / 100``
-        over each ``meta_fit`` call's ``max_iter`` (MAML++)."""
+        over each ``meta_fit`` call's ``max_iter`` (MAML++).
+    per_step_bn : bool, default=False
+        MAML++'s per-step BatchNorm weights and biases (Antoniou et al., 2019): every
+        BatchNorm layer meta-learns one weight and bias per inner step, which the
+        inner loop uses at that step (and prediction at the last adaptation step, the
+        last learned one beyond ``inner_steps``); they do not adapt. Per-step running
+        statistics have no counterpart: the layers normalise with the current support
+        set's statistics at every step. No effect on networks without BatchNorm; not
+        with the "+compile" strategies."""
 
 _LEARNED_RATES_DOC = """    inner_lrs_ : dict of str to torch.Tensor
         With ``learn_inner_lr``: the learned inner learning rates of each adapted
@@ -207,13 +216,35 @@ class _MAMLBase(BaseMetaEstimator):
         "multi_step_loss": [Interval(Integral, 0, None, closed="left")],
         "first_order_iters": [Interval(Integral, 0, None, closed="left")],
         "meta_lr_schedule": [StrOptions({"constant", "cosine"})],
+        "per_step_bn": ["boolean"],
     }
 
     def _second_order(self):
         return not self.first_order
 
     def _adapt_names(self, module, params):
-        return adapted_parameter_names(module, params, self.adapt_params)
+        names = adapted_parameter_names(module, params, self.adapt_params)
+        per_step = set(per_step_parameter_names(module))
+        if not per_step:
+            return names
+        if not isinstance(self.adapt_params, str) and per_step & set(names):
+            raise ValueError(
+                "adapt_params names per-step BatchNorm parameters "
+                f"{sorted(per_step & set(names))}: with per_step_bn=True they are "
+                "meta-learned for each step and do not adapt."
+            )
+        # MAML++: the per-step BatchNorm weights are meta-learned, not adapted
+        return tuple(k for k in (params if names is None else names) if k not in per_step)
+
+    def _engine_module(self, module):
+        module = super()._engine_module(module)
+        if self.per_step_bn:
+            per_step_batchnorm(module, self.inner_steps)
+        return module
+
+    def _prediction_context(self):
+        steps = self.inner_steps if self.adapt_steps is None else self.adapt_steps
+        return batch_norm_step(max(steps, 1) - 1)
 
     def _extra_meta_tensors(self, module, params, warm):
         if not self.learn_inner_lr:
@@ -248,13 +279,15 @@ class _MAMLBase(BaseMetaEstimator):
         rates = getattr(self, "inner_lrs_", None)
         head = self._head_config(module, params)
         if not self.learn_inner_lr or rates is None:
-            return replace(super()._adaptation_inner_loop(module, params, steps, device), **head)
+            return replace(super()._adaptation_inner_loop(module, params, steps, device),
+                           per_step_bn=self.per_step_bn, **head)
         # the kind of rates is what they were learned as (their shapes), whatever
         # learn_inner_lr says now: per-step rates are vectors, element-wise ones have
         # their parameter's shape
         per_step = any(tuple(v.shape) != tuple(params[k].shape) for k, v in rates.items())
         return InnerLoop({k: v.to(device) for k, v in rates.items()}, steps, first_order=True,
-                         adapt_names=tuple(rates), lr_per_step=per_step, **head)
+                         adapt_names=tuple(rates), lr_per_step=per_step,
+                         per_step_bn=self.per_step_bn, **head)
 
     def _head_config(self, module, params):
         """InnerLoop options for ``head_init`` (classifiers; "meta" elsewhere)."""
@@ -281,6 +314,12 @@ class _MAMLBase(BaseMetaEstimator):
                 "n_classes": int(params[weights[0]].shape[0])}
 
     def _check_strategy(self, strategy):
+        if strategy.endswith("+compile") and self.per_step_bn:
+            raise ValueError(
+                f"strategy={strategy!r} cannot run per_step_bn (the BatchNorm weights of "
+                "each step are chosen by Python state that compiled code does not see). "
+                "Use an eager strategy ('auto', 'vmap' or 'loop')."
+            )
         if strategy.endswith("+compile") and (self.multi_step_loss or self.first_order_iters):
             raise ValueError(
                 f"strategy={strategy!r} cannot run multi_step_loss or first_order_iters: "
@@ -296,6 +335,7 @@ class _MAMLBase(BaseMetaEstimator):
             adapt_names=self._adapt_names(module, network),
             checkpoint=self.checkpoint_inner_loop,
             lr_per_step=self.learn_inner_lr == "per_layer_step",
+            per_step_bn=self.per_step_bn,
             **self._head_config(module, network),
         )
 
@@ -371,6 +411,7 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         multi_step_loss=0,
         first_order_iters=0,
         meta_lr_schedule="constant",
+        per_step_bn=False,
         strategy="auto",
         batch_norm_stats="support",
         device="auto",
@@ -401,6 +442,7 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         self.multi_step_loss = multi_step_loss
         self.first_order_iters = first_order_iters
         self.meta_lr_schedule = meta_lr_schedule
+        self.per_step_bn = per_step_bn
         self.strategy = strategy
         self.batch_norm_stats = batch_norm_stats
         self.device = device
@@ -488,6 +530,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         multi_step_loss=0,
         first_order_iters=0,
         meta_lr_schedule="constant",
+        per_step_bn=False,
         strategy="auto",
         batch_norm_stats="support",
         device="auto",
@@ -519,6 +562,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         self.multi_step_loss = multi_step_loss
         self.first_order_iters = first_order_iters
         self.meta_lr_schedule = meta_lr_schedule
+        self.per_step_bn = per_step_bn
         self.strategy = strategy
         self.batch_norm_stats = batch_norm_stats
         self.device = device

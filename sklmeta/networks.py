@@ -15,7 +15,7 @@ from torch import nn
 from torch.func import functional_call
 
 __all__ = ["MLP", "Conv4", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "reference_rows",
-           "convert_batchnorm"]
+           "convert_batchnorm", "batch_norm_step", "per_step_batchnorm"]
 
 
 class MLP(nn.Sequential):
@@ -91,6 +91,56 @@ def reference_rows(n_rows):
         _STATE.n_rows = previous
 
 
+def _batch_norm_step():
+    return getattr(_STATE, "step", None)
+
+
+@contextlib.contextmanager
+def batch_norm_step(step):
+    """Within the block, BatchNorm layers with per-step weights (:func:`per_step_batchnorm`)
+    use those of inner step ``step`` (the last ones beyond their number; None: no change).
+
+    Set by the inner loop around each step's support loss, around the query loss after
+    ``k`` steps (step ``k - 1``), and by ``predict`` (the last adaptation step).
+    """
+    if step is None:
+        yield
+        return
+    previous, _STATE.step = _batch_norm_step(), int(step)
+    try:
+        yield
+    finally:
+        _STATE.step = previous
+
+
+def per_step_batchnorm(module, n_steps):
+    """Give the BatchNorm layers of ``module`` (ours) a weight and bias per inner step, in place.
+
+    MAML++'s per-step BatchNorm weights and biases (Antoniou et al., 2019, "BNWB"):
+    each layer's ``weight`` and ``bias`` become ``(n_steps, num_features)``, every row
+    starting at the layer's values; :func:`batch_norm_step` picks the row. (Its per-step
+    running statistics, "BNRS", have no counterpart here: the layers keep no running
+    statistics, and normalise with the current support set's at every step.) Returns
+    the names of the parameters made per-step.
+    """
+    names = []
+    for prefix, layer in module.named_modules():
+        if isinstance(layer, _BatchNorm) and layer.affine and layer.weight.dim() == 1:
+            layer.weight = nn.Parameter(layer.weight.detach().repeat(n_steps, 1))
+            layer.bias = nn.Parameter(layer.bias.detach().repeat(n_steps, 1))
+            names += [f"{prefix}.weight" if prefix else "weight",
+                      f"{prefix}.bias" if prefix else "bias"]
+    return names
+
+
+def per_step_parameter_names(module):
+    """Names of the per-step BatchNorm parameters of ``module``."""
+    return [f"{prefix}.{n}" if prefix else n
+            for prefix, layer in module.named_modules()
+            if isinstance(layer, _BatchNorm) and layer.affine and layer.weight.dim() == 2
+            for n in ("weight", "bias")]
+
+
 class _BatchNorm(nn.Module):
     """Batch normalisation without running statistics, exact under ``torch.func``.
 
@@ -122,6 +172,13 @@ class _BatchNorm(nn.Module):
             new.weight, new.bias = layer.weight, layer.bias
         return new
 
+    def _step_affine(self):
+        """``(weight, bias)``, of the current inner step for per-step layers."""
+        if not self.affine or self.weight.dim() == 1:
+            return self.weight, self.bias
+        step = min(_batch_norm_step() or 0, self.weight.shape[0] - 1)
+        return self.weight[step], self.bias[step]
+
     def _stat_dims(self, x):
         if x.dim() not in self._input_ndim:
             raise ValueError(
@@ -132,12 +189,13 @@ class _BatchNorm(nn.Module):
 
     def _affine_of(self, mean, var, ndim):
         """``scale``, ``shift`` with ``normalised = x * scale + shift``, broadcastable."""
+        weight, bias = self._step_affine()
         scale = torch.rsqrt(var + self.eps)
         if self.affine:
-            scale = scale * self.weight
+            scale = scale * weight
         shift = -mean * scale
         if self.affine:
-            shift = shift + self.bias
+            shift = shift + bias
         shape = (1, -1) + (1,) * (ndim - 2)
         return scale.reshape(shape), shift.reshape(shape)
 
@@ -147,7 +205,8 @@ class _BatchNorm(nn.Module):
         if _plain_autograd() and n_values > 1:
             # torch's fused kernel: ~4x faster on the CPU than the ops below, and its
             # double backward is exact in plain autograd (the engine's "loop" strategy)
-            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+            weight, bias = self._step_affine()
+            return F.batch_norm(x, None, None, weight, bias, True, 0.0, self.eps)
         var, mean = torch.var_mean(x, dim=dims, correction=0)
         scale, shift = self._affine_of(mean, var, x.dim())
         return torch.addcmul(shift, x, scale)
@@ -163,7 +222,9 @@ class _BatchNorm(nn.Module):
         return torch.addcmul(shift, x, scale)
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
+        steps = (f", per_step={self.weight.shape[0]}"
+                 if self.affine and self.weight.dim() == 2 else "")
+        return f"{self.num_features}, eps={self.eps}, affine={self.affine}{steps}"
 
 
 class BatchNorm1d(_BatchNorm):

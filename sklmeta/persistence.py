@@ -27,7 +27,7 @@ import torch
 
 from . import maml, presets, pretrain, reptile
 from ._device import fall_back_to_cpu_if_unavailable
-from .base import _configure_for_engine, split_module_tensors
+from .base import split_module_tensors
 
 __all__ = ["save", "load"]
 
@@ -45,7 +45,7 @@ _CLASSES = {
 }
 _TENSOR_DICTS = ("meta_params_", "adapted_params_", "buffers_", "inner_lrs_")
 _PLAIN_STATE = ("n_iter_", "strategy_", "meta_interrupted_", "n_features_in_", "n_outputs_",
-                "n_way_", "_y_ndim")
+                "n_way_", "_y_ndim", "world_size_", "best_validation_score_", "best_iter_")
 _KNOWN_STATE = _TENSOR_DICTS + _PLAIN_STATE + (
     "input_shape_", "meta_history_", "classes_", "support_inputs_",
 )
@@ -182,7 +182,7 @@ def save(estimator, path):
         # the file rebuilds the default network from the parameters: they must still
         # describe the fitted one (set_params after fitting would make it unloadable)
         target_info = state.get("n_way_", state.get("n_outputs_"))
-        net = _configure_for_engine(
+        net = estimator._engine_module(
             estimator._default_module(tuple(state["input_shape_"]), target_info)
         )
         _check_tensors_fit_module(
@@ -300,7 +300,7 @@ def load(path, module=None):
     else:
         target_info = state.get("n_way_", state.get("n_outputs_"))
         net = est._default_module(input_shape, target_info)
-    net = _configure_for_engine(copy.deepcopy(net).cpu())
+    net = est._engine_module(copy.deepcopy(net).cpu())
     _check_tensors_fit_module(net, state, where)
     for key, value in state.items():
         if key == "input_shape_":

@@ -47,10 +47,10 @@ def _preset_doc(base, summary, defaults):
 _META_SGD = {"learn_inner_lr": "elementwise"}
 _ANIL = {"adapt_params": "head"}
 # Antoniou et al. (2019): 5 inner steps, per-layer per-step learned rates, multi-step loss,
-# cosine-annealed meta learning rate. (Their per-step BatchNorm is not implemented yet;
-# derivative-order annealing is available as first_order_iters, off by default.)
+# cosine-annealed meta learning rate, per-step BatchNorm weights and biases.
+# (Derivative-order annealing is available as first_order_iters, off by default.)
 _MAMLPP = {"inner_steps": 5, "learn_inner_lr": "per_layer_step", "multi_step_loss": 100,
-           "meta_lr_schedule": "cosine"}
+           "meta_lr_schedule": "cosine", "per_step_bn": True}
 
 
 class MetaSGDRegressor(MAMLRegressor):

@@ -342,3 +342,55 @@ def test_adapt_reads_learned_rates_as_they_were_learned(sinusoid):
     est.set_params(learn_inner_lr="per_layer_step").adapt(task.X_support, task.y_support)
     for k, v in expected.items():
         assert torch.equal(est.adapted_params_[k], v)
+
+
+def batch_norm_tasks():
+    from sklearn.datasets import load_digits
+
+    from sklmeta.tasks import EpisodicTasks
+
+    X, y = load_digits(return_X_y=True)
+    return EpisodicTasks(X[y < 6] / 16, y[y < 6], n_way=3, k_shot=2, k_query=3)
+
+
+def batch_norm_mlp():
+    return torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16),
+                               torch.nn.ReLU(), torch.nn.Linear(16, 3))
+
+
+def test_per_step_batchnorm_in_meta_fit_adapt_predict_and_persistence(tmp_path):
+    from sklmeta import MAMLClassifier, MAMLPlusPlusClassifier
+    from sklmeta.networks import batch_norm_step
+
+    tasks = batch_norm_tasks()
+    assert MAMLPlusPlusClassifier().per_step_bn
+    est = MAMLClassifier(module=batch_norm_mlp(), per_step_bn=True, inner_steps=3,
+                         inner_lr=0.3, max_iter=15, meta_batch_size=4, device="cpu",
+                         random_state=0).meta_fit(tasks)
+    weight = est.meta_params_["1.weight"]
+    assert weight.shape == (3, 16)
+    assert not torch.equal(weight[0], weight[2])  # each step learned its own
+    task = tasks.sample(1, random_state=1)[0]
+    est.set_params(adapt_steps=5).adapt(task.X_support, task.y_support)
+    # the per-step weights do not adapt; the rest does
+    assert torch.equal(est.adapted_params_["1.weight"], weight)
+    assert not torch.equal(est.adapted_params_["0.weight"], est.meta_params_["0.weight"])
+    # prediction uses the last learned step's weights (5 adaptation steps: row 2)
+    X = torch.as_tensor(task.X_query, dtype=torch.float32)
+    Xs = torch.as_tensor(task.X_support, dtype=torch.float32)
+
+    def logits(step):
+        with batch_norm_step(step):
+            from sklmeta.networks import forward
+            return forward(est.module_, est.adapted_params_, est.buffers_, X, Xs)
+
+    np.testing.assert_array_equal(est.decision_function(task.X_query), logits(2).numpy())
+    assert not np.allclose(logits(0).numpy(), logits(2).numpy())
+    for other in (pickle.loads(pickle.dumps(est)),
+                  (save(est, tmp_path / "m.pt"), load(tmp_path / "m.pt",
+                                                      module=batch_norm_mlp()))[1]):
+        np.testing.assert_array_equal(other.predict(task.X_query), est.predict(task.X_query))
+    with pytest.raises(ValueError, match="per-step BatchNorm parameters"):
+        est.set_params(adapt_params=["1.weight", "3.weight"]).meta_fit(tasks)
+    with pytest.raises(ValueError, match="cannot run per_step_bn"):
+        est.set_params(adapt_params="all", strategy="loop+compile").meta_fit(tasks)

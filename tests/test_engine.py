@@ -674,3 +674,76 @@ def test_reptile_with_adam_in_the_inner_loop_matches_torch_optim(float64, strate
         for k, v in model.named_parameters():
             expected[k] += (v.detach() - params[k]) / batch[0].shape[0]
     assert max_diff(direction, expected) < 1e-12
+
+
+# ------------------------------------------------- MAML++'s per-step BatchNorm weights
+
+
+def textbook_per_step_bn_meta_loss(params, batch, lr, steps, step_weights=None):
+    """MAML with per-step BatchNorm weights, written out: inner step ``i`` and the query
+    loss after it use row ``i`` of the norm's weight and bias, which do not adapt."""
+    Xs, ys, Xq, yq = batch
+    norm_w, norm_b = params["norm.weight"], params["norm.bias"]
+
+    def forward(fast, i, X, X_reference):
+        p = {**fast, "norm.weight": norm_w[i], "norm.bias": norm_b[i]}
+        return textbook_norm_forward(None, p, X, X_reference)
+
+    total = 0.0
+    for t in range(Xs.shape[0]):
+        fast = {k: v for k, v in params.items() if not k.startswith("norm.")}
+        for i in range(steps):
+            g = torch.autograd.grad(F.cross_entropy(forward(fast, i, Xs[t], Xs[t]), ys[t]),
+                                    list(fast.values()), create_graph=True)
+            fast = {k: w - lr * gi for (k, w), gi in zip(fast.items(), g)}
+            if step_weights is not None:
+                total = total + step_weights[i] * F.cross_entropy(
+                    forward(fast, i, Xq[t], Xs[t]), yq[t])
+        if step_weights is None:
+            total = total + F.cross_entropy(forward(fast, steps - 1, Xq[t], Xs[t]), yq[t])
+    return total / Xs.shape[0]
+
+
+@pytest.mark.parametrize("strategy, checkpoint, step_weights", [
+    ("vmap", False, None), ("loop", False, None), ("loop", True, None),
+    ("vmap", False, (0.2, 0.3, 0.5)), ("nested", False, (0.2, 0.3, 0.5)),
+])
+def test_per_step_batchnorm_meta_gradient_matches_textbook(float64, strategy, checkpoint,
+                                                          step_weights):
+    from sklmeta.algorithms import MAML
+    from sklmeta.networks import per_step_batchnorm
+
+    net, _, batch = conv_problem(BatchNorm2d(3), seed=7)
+    per_step = per_step_batchnorm(net, 3)
+    assert per_step == ["norm.weight", "norm.bias"]
+    with torch.no_grad():  # rows that differ, so that using the wrong one shows
+        net.norm.weight.add_(0.3 * torch.randn(3, 3))
+        net.norm.bias.add_(0.3 * torch.randn(3, 3))
+    params = {k: v.detach().clone() for k, v in net.named_parameters()}
+    loss = _engine.make_loss(net, F.cross_entropy, batch_norm_stats="support")
+    adapt = tuple(k for k in params if k not in per_step)
+    algorithm = MAML(_engine.InnerLoop(0.5, 3, adapt_names=adapt, per_step_bn=True,
+                                       checkpoint=checkpoint), step_weights=step_weights)
+    if strategy == "nested":
+        grads, task_losses, _ = _engine._functional_gradient(algorithm, loss, params, {}, batch)
+    else:
+        grads, task_losses, _ = _engine.meta_gradient(algorithm, loss, params, {}, batch,
+                                                      strategy)
+    p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    oracle_loss = textbook_per_step_bn_meta_loss(p, batch, 0.5, 3, step_weights)
+    oracle = dict(zip(p, torch.autograd.grad(oracle_loss, list(p.values()))))
+    assert max_diff(grads, oracle) < 1e-10
+    assert grads["norm.weight"][0].abs().sum() > 0 and grads["norm.weight"][2].abs().sum() > 0
+    if step_weights is None:
+        assert task_losses.mean().item() == pytest.approx(oracle_loss.item(), rel=1e-12)
+
+    direction = {k: torch.randn_like(v) for k, v in params.items()}
+    eps = 1e-6
+
+    def at(h):
+        shifted = {k: (v + h * direction[k]).requires_grad_(True) for k, v in params.items()}
+        return textbook_per_step_bn_meta_loss(shifted, batch, 0.5, 3, step_weights).item()
+
+    fd = (at(eps) - at(-eps)) / (2 * eps)
+    analytic = sum((grads[k] * direction[k]).sum().item() for k in params)
+    assert analytic == pytest.approx(fd, rel=1e-6, abs=1e-8)

@@ -5,6 +5,8 @@ from typing import Mapping, Optional, Tuple, Union
 
 import torch
 
+from ..networks import batch_norm_step
+
 
 @dataclass(frozen=True)
 class InnerLoop:
@@ -48,6 +50,10 @@ class InnerLoop:
         state that starts afresh for every task (Reptile's paper configuration).
     betas : (float, float), default=(0.0, 0.999)
         Adam's moment coefficients; beta1 = 0 as in the Reptile paper.
+    per_step_bn : bool, default=False
+        The network has per-step BatchNorm weights (MAML++,
+        :func:`sklmeta.networks.per_step_batchnorm`): step ``i``'s support loss uses
+        row ``i`` of them (:func:`sklmeta.networks.batch_norm_step`).
     """
 
     lr: Union[float, Mapping[str, torch.Tensor]]
@@ -61,6 +67,12 @@ class InnerLoop:
     n_classes: Optional[int] = None
     optimizer: str = "sgd"
     betas: Tuple[float, float] = (0.0, 0.999)
+    per_step_bn: bool = False
+
+
+def at_step(config, step):
+    """The context of inner step ``step`` for the network (per-step BatchNorm weights)."""
+    return batch_norm_step(step if config.per_step_bn else None)
 
 
 def split_adapted(params, adapt_names):
@@ -82,7 +94,8 @@ def init_head(ctx, shared, fast, X, y, config):
         return {**fast, weight: fast[weight] * 0, bias: fast[bias] * 0}
     # Proto-MAML (Triantafillou et al., 2020): the nearest-prototype classifier as a
     # linear layer, differentiable through the prototypes for the meta-gradient
-    embedding = ctx.embedding(fast, shared, X, layer)  # [(tasks,) n, d]
+    with at_step(config, 0):
+        embedding = ctx.embedding(fast, shared, X, layer)  # [(tasks,) n, d]
     one_hot = torch.nn.functional.one_hot(y, config.n_classes).to(embedding.dtype)
     counts = one_hot.sum(-2).clamp(min=1).unsqueeze(-1)
     prototypes = one_hot.transpose(-1, -2) @ embedding / counts  # [(tasks,) classes, d]
@@ -133,12 +146,16 @@ def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True, trajectory=F
     fast = init_head(ctx, shared, fast, X, y, config)
     names = list(fast)
 
-    def support_loss(weights):
-        return ctx.loss(weights, shared, X, y)
+    def support_loss(i):
+        def loss(weights):
+            # inside the function differentiated (and recomputed by checkpointing)
+            with at_step(config, i):
+                return ctx.loss(weights, shared, X, y)
+        return loss
 
     def step(i, *weights):
         current = dict(zip(names, weights))
-        grads = ctx.gradients(support_loss, current, create_graph=not config.first_order,
+        grads = ctx.gradients(support_loss(i), current, create_graph=not config.first_order,
                               differentiable=differentiable)
         squares = ctx.squared_norm(grads) if i == 0 else None
         new = tuple(current[k] - _lr_for(config, k, i) * grads[k] for k in names)
@@ -149,7 +166,7 @@ def sgd_adapt(ctx, shared, fast, X, y, config, differentiable=True, trajectory=F
         # beta1 = 0); the state travels with the weights so that steps stay pure
         n = len(names)
         current = dict(zip(names, state[:n]))
-        grads = ctx.gradients(support_loss, current, create_graph=not config.first_order,
+        grads = ctx.gradients(support_loss(i), current, create_graph=not config.first_order,
                               differentiable=differentiable)
         squares = ctx.squared_norm(grads) if i == 0 else None
         b1, b2 = config.betas

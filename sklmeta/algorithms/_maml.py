@@ -4,7 +4,7 @@
 from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
-from ._inner import InnerLoop, sgd_adapt, split_adapted
+from ._inner import InnerLoop, at_step, sgd_adapt, split_adapted
 
 LR_PREFIX = "inner_lr:"
 
@@ -44,11 +44,15 @@ class MAML:
         shared, fast = split_adapted(params, inner.adapt_names)
         if self.step_weights is None or inner.steps == 0:
             adapted, norm = sgd_adapt(ctx, shared, ctx.task_view(fast), Xs, ys, inner)
-            query_loss = ctx.query_loss(adapted, shared, Xs, Xq, yq)
+            with at_step(inner, max(inner.steps - 1, 0)):  # the last step's BatchNorm
+                query_loss = ctx.query_loss(adapted, shared, Xs, Xq, yq)
             return query_loss, (query_loss.detach(), norm)
         # MAML++'s multi-step loss: the query loss after every step, weighted
         path, norm = sgd_adapt(ctx, shared, ctx.task_view(fast), Xs, ys, inner, trajectory=True)
-        losses = [ctx.query_loss(adapted, shared, Xs, Xq, yq) for adapted in path]
+        losses = []
+        for i, adapted in enumerate(path):
+            with at_step(inner, i):
+                losses.append(ctx.query_loss(adapted, shared, Xs, Xq, yq))
         objective = sum(w * q for w, q in zip(self.step_weights, losses))
         return objective, (losses[-1].detach(), norm)
 
