@@ -1,4 +1,4 @@
-"""Few-shot Omniglot: MAML, first-order MAML and Reptile on held-out alphabets.
+"""Few-shot Omniglot: MAML, first-order MAML, Reptile and MAML++ on held-out alphabets.
 
 Meta-trains the 4-layer conv net of Finn et al. (2017) on some alphabets of the small
 Omniglot background sets in ../shared/data/omniglot (rotations by 0/90/180/270
@@ -25,6 +25,7 @@ meta-learning must beat.
     python examples/omniglot_few_shot.py --algorithms maml --ways 5 --timing
     python examples/omniglot_few_shot.py --fetch            # full Omniglot (downloads ~15 MB)
     python examples/omniglot_few_shot.py --batch-norm-stats transductive
+    python examples/omniglot_few_shot.py --algorithms maml mamlpp --ways 20  # MAML vs MAML++
     python examples/omniglot_few_shot.py --validation-alphabets 2 --early-stopping
     python examples/omniglot_few_shot.py --checkpoint-dir ckpt       # rerun to resume
 
@@ -50,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sklmeta import MAMLClassifier, ReptileClassifier
+from sklmeta import MAMLClassifier, MAMLPlusPlusClassifier, ReptileClassifier
 from sklmeta.datasets import fetch_omniglot, load_omniglot
 from sklmeta.tasks import ImageTasks
 
@@ -70,9 +71,12 @@ PAPERS = {
     "fomaml": ("MAML paper", {"5-way 1-shot": 98.3, "5-way 5-shot": 99.2, "20-way 1-shot": 89.4}),
     "reptile": ("Reptile paper", {"5-way 1-shot": 95.39, "5-way 5-shot": 98.90,
                                   "20-way 1-shot": 88.14}),
+    # Antoniou et al. (2019), table 1 (MAML++)
+    "mamlpp": ("MAML++ paper", {"5-way 1-shot": 99.47, "5-way 5-shot": 99.93,
+                                "20-way 1-shot": 97.65}),
 }
 NAMES = {"maml": "MAML", "fomaml": "first-order MAML", "reptile": "Reptile",
-         "untrained": "untrained Conv4"}
+         "mamlpp": "MAML++", "untrained": "untrained Conv4"}
 
 
 def make_estimator(algorithm, n_way, args):
@@ -88,6 +92,14 @@ def make_estimator(algorithm, n_way, args):
         # at alpha 0.1, five times the cost; we keep one step.)
         return MAMLClassifier(inner_lr=0.4, inner_steps=1, adapt_steps=3 if n_way == 5 else 5,
                               meta_lr=1e-3, first_order=algorithm == "fomaml", **common)
+    if algorithm == "mamlpp":
+        # Antoniou et al.: 5 inner steps from learned per-layer per-step rates starting at
+        # 0.1, per-step BatchNorm weights, the multi-step loss annealed over the first
+        # tenth of training, first order for the first half (derivative-order
+        # annealing), cosine-annealed meta learning rate from 1e-3
+        return MAMLPlusPlusClassifier(inner_lr=0.1, inner_steps=5, adapt_steps=5,
+                                      meta_lr=1e-3, multi_step_loss=max(1, n_iter // 10),
+                                      first_order_iters=n_iter // 2, **common)
     # Reptile: 5 SGD steps per task on the support set, the initialisation moved
     # half-way to the mean of the adapted weights; 10 steps at test. "untrained": the
     # same adaptation from a random initialisation (meta_step_size ~ 0: no learning).
@@ -183,7 +195,7 @@ def main():
     parser.add_argument("--test-alphabets", type=int, default=3,
                         help="alphabets held out for testing (default: %(default)s)")
     parser.add_argument("--algorithms", nargs="*", default=["maml", "fomaml", "reptile"],
-                        choices=["maml", "fomaml", "reptile"])
+                        choices=["maml", "fomaml", "reptile", "mamlpp"])
     parser.add_argument("--max-iter", type=int, default=300,
                         help="meta-iterations of the 5-way models (default: %(default)s)")
     parser.add_argument("--meta-batch", type=int, default=8,

@@ -35,7 +35,16 @@ from ._validation import (
     _is_task_collection,
     _to_input_tensor,
 )
-from .networks import MLP, BatchNorm1d, Conv4, convert_batchnorm, forward, uses_reference_rows
+from .networks import (
+    MLP,
+    AdaptedNetwork,
+    BatchNorm1d,
+    Conv4,
+    convert_batchnorm,
+    forward,
+    per_step_parameter_names,
+    uses_reference_rows,
+)
 from .tasks import TaskBatch
 from .tasks._base import as_rng
 
@@ -1000,6 +1009,7 @@ default=None
         return tags
 
     def _validate_X(self, X, reset):
+        self._refuse_task_collection(X)
         X = check_array(
             X, allow_nd=True, dtype=[np.float32, np.float64], ensure_all_finite=True,
             input_name="X",
@@ -1015,7 +1025,75 @@ default=None
                 )
         return X
 
+    def to_module(self, adapted=True):
+        """The network with its learned weights, as an ordinary ``torch.nn.Module`` (CPU).
+
+        Parameters
+        ----------
+        adapted : bool, default=True
+            The adapted network of the last :meth:`adapt` (what :meth:`predict` uses),
+            or, with False, the meta-learned initialisation.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            A copy, independent of the estimator, in eval mode. Its output is what
+            :meth:`predict` computes from (the logits, for classifiers; output unit
+            ``i`` is ``classes_[i]``). A network with BatchNorm layers, or with
+            MAML++'s per-step ones, is returned wrapped in
+            :class:`sklmeta.networks.AdaptedNetwork`, which normalises with the support
+            set's statistics (``batch_norm_stats="support"``) and uses the last
+            adaptation step's weights, as :meth:`predict` does; its ``.module`` is the
+            bare network.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklmeta import MAMLRegressor
+        >>> from sklmeta.tasks import SinusoidTasks
+        >>> tasks = SinusoidTasks()
+        >>> maml = MAMLRegressor(max_iter=20, device="cpu", random_state=0).meta_fit(tasks)
+        >>> task = tasks.sample(1, random_state=1)[0]
+        >>> net = maml.adapt(task.X_support, task.y_support).to_module()
+        >>> net(torch.as_tensor(task.X_query)).shape
+        torch.Size([10, 1])
+        """
+        key = "adapted_params_" if adapted else "meta_params_"
+        if not hasattr(self, key):
+            raise NotFittedError(
+                f"to_module(adapted={adapted}) needs {type(self).__name__}."
+                + ("adapt(X, y) first." if adapted else "meta_fit(tasks) first.")
+            )
+        module = copy.deepcopy(self.module_).cpu()
+        state = {**getattr(self, key), **self.buffers_}
+        with torch.no_grad():
+            for name, tensor in {**dict(module.named_parameters()),
+                                 **dict(module.named_buffers())}.items():
+                tensor.copy_(state[name])
+        module.eval()
+        support = getattr(self, "support_inputs_", None) if adapted else None
+        if self.batch_norm_stats != "support":
+            support = None
+        per_step = bool(per_step_parameter_names(module))
+        if support is None and not per_step:
+            return module
+        step = None
+        if per_step:
+            steps = self.inner_steps if self.adapt_steps is None else self.adapt_steps
+            step = max(steps, 1) - 1 if adapted else 0
+        return AdaptedNetwork(module, support, step)
+
+    def _refuse_task_collection(self, X):
+        if _is_task_collection(X):
+            raise TypeError(
+                f"X is a collection of tasks, which {type(self).__name__} cannot predict "
+                "as one array: score(tasks) adapts to each task and scores its query set, "
+                "and sklmeta.metrics.make_task_scorer(metric) gives any scikit-learn "
+                "metric the same way (as scoring= of GridSearchCV or cross_val_score)."
+            )
+
     def _forward(self, X):
+        self._refuse_task_collection(X)
         if not hasattr(self, "adapted_params_"):
             raise NotFittedError(
                 f"This {type(self).__name__} has not been adapted yet: call adapt(X, y) "

@@ -15,7 +15,7 @@ from torch import nn
 from torch.func import functional_call
 
 __all__ = ["MLP", "Conv4", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "reference_rows",
-           "convert_batchnorm", "batch_norm_step", "per_step_batchnorm"]
+           "convert_batchnorm", "batch_norm_step", "per_step_batchnorm", "AdaptedNetwork"]
 
 
 class MLP(nn.Sequential):
@@ -333,6 +333,37 @@ def forward_with_reference(module, params, buffers, X, X_reference):
     with reference_rows(n_ref):
         out = functional_call(module, (params, buffers), (torch.cat([X_reference, X]),))
     return out[n_ref:]
+
+
+class AdaptedNetwork(nn.Module):
+    """A network as the estimators predict with it: BatchNorm statistics from a support
+    set, and the BatchNorm weights of an inner step. Returned by ``to_module``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, with its weights.
+    support_inputs : Tensor or None
+        Inputs whose statistics the BatchNorm layers normalise with (None: those of the
+        batch itself).
+    step : int or None
+        Inner step whose per-step BatchNorm weights are used (MAML++), or None.
+    """
+
+    def __init__(self, module, support_inputs=None, step=None):
+        super().__init__()
+        self.module = module
+        self.register_buffer("support_inputs", support_inputs)
+        self.step = step
+
+    def forward(self, x):
+        with batch_norm_step(self.step):
+            if self.support_inputs is None:
+                return self.module(x)
+            n_ref = self.support_inputs.shape[0]
+            with reference_rows(n_ref):
+                out = self.module(torch.cat([self.support_inputs.to(x.dtype), x]))
+            return out[n_ref:]
 
 
 class Conv4(nn.Module):

@@ -456,3 +456,42 @@ def test_cuda_matches_cpu_and_pickles_hold_cpu_tensors(sinusoid):
     assert all(v.device.type == "cpu" for v in loaded.adapted_params_.values())
     loaded.set_params(device="cpu")
     np.testing.assert_allclose(loaded.predict(task.X_query), gpu.predict(task.X_query), rtol=1e-4, atol=1e-5)
+
+
+def test_to_module_gives_the_network_predict_uses(sinusoid):
+    est = quick(MAMLRegressor).meta_fit(sinusoid)
+    with pytest.raises(NotFittedError, match="adapt"):
+        est.to_module()
+    task = sinusoid.sample(1, random_state=2)[0]
+    est.adapt(task.X_support, task.y_support)
+    net = est.to_module()
+    assert isinstance(net, nn.Module) and not net.training
+    X = torch.as_tensor(task.X_query, dtype=torch.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(net(X).numpy().ravel(), est.predict(task.X_query),
+                                   rtol=1e-5, atol=1e-6)
+        initial = est.to_module(adapted=False)(X)
+    assert not torch.allclose(initial, net(X))
+    # a copy: training it leaves the estimator alone
+    before = {k: v.clone() for k, v in est.adapted_params_.items()}
+    next(net.parameters()).data.add_(1.0)
+    assert same_params(before, est.adapted_params_)
+
+
+def test_to_module_of_a_batchnorm_network_normalises_with_the_support_set(digit_tasks):
+    module = nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    est = MAMLClassifier(module=module, max_iter=5, device="cpu", random_state=0,
+                         meta_batch_size=4).meta_fit(digit_tasks)
+    task = digit_tasks.sample(1, random_state=3)[0]
+    est.adapt(task.X_support, task.y_support)
+    net = est.to_module()
+    X = torch.as_tensor(task.X_query, dtype=torch.float32)
+    with torch.no_grad():
+        logits = net(X)
+        one_by_one = torch.cat([net(X[i:i + 1]) for i in range(len(X))])
+    np.testing.assert_allclose(logits.numpy(), est.decision_function(task.X_query), rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(one_by_one, logits)
+    assert est.classes_[logits.argmax(1).numpy()].tolist() == est.predict(task.X_query).tolist()
+    restored = pickle.loads(pickle.dumps(net))
+    torch.testing.assert_close(restored(X), logits)
