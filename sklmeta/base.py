@@ -517,6 +517,9 @@ default=None
         # the optimiser's state only when it matches the parameters kept (a diverged or
         # half-done update has moved it, and early stopping goes back to the best)
         consistent = optimizer is not None and not diverged and not mid_update
+        if lead and self.checkpoint_path is not None and interrupted:
+            # the state to resume from: where training stood, not the best so far
+            write_checkpoint(finished=False)
         if record is not None and record.best_params is not None:
             _restore(params, record.best_params)
             consistent = consistent and record.best_iter == n_iter_done + done
@@ -543,8 +546,8 @@ default=None
         self._meta_rng = rng
         self._validation_seed = validation_seed
         self._meta_optimizer = _cpu_state(optimizer.state_dict()) if consistent else None
-        if lead and self.checkpoint_path is not None:
-            write_checkpoint(finished=not interrupted)
+        if lead and self.checkpoint_path is not None and not interrupted:
+            write_checkpoint(finished=True)
         return self
 
     def _new_validation_seed(self):

@@ -147,10 +147,13 @@ def test_a_finished_checkpoint_continues_like_a_warm_start(sinusoid, tmp_path):
     assert_same_run(resumed, in_memory)
 
 
+@pytest.mark.parametrize("params", [
+    {}, {"early_stopping": True, "validation_every": 5, "n_validation_tasks": 5,
+         "n_iter_no_change": 100, "meta_lr": 0.05}])
 def test_an_interrupted_run_writes_its_checkpoint_and_a_rerun_finishes_it(
-        sinusoid, tmp_path, monkeypatch):
+        sinusoid, tmp_path, monkeypatch, params):
     path = tmp_path / "run.ckpt"
-    whole = quick(MAMLRegressor, max_iter=20).meta_fit(sinusoid)
+    whole = quick(MAMLRegressor, max_iter=20, **params).meta_fit(sinusoid)
     calls = {"n": 0}
     sample = SinusoidTasks.sample
 
@@ -163,11 +166,14 @@ def test_an_interrupted_run_writes_its_checkpoint_and_a_rerun_finishes_it(
     monkeypatch.setattr(SinusoidTasks, "sample", interrupting)
     with pytest.warns(UserWarning, match="rerun the script with warm_start=True"):
         quick(MAMLRegressor, max_iter=20, checkpoint_path=path,
-              checkpoint_every=100).meta_fit(sinusoid)
+              checkpoint_every=100, **params).meta_fit(sinusoid)
     monkeypatch.undo()
     payload = torch.load(path, weights_only=True)
-    assert payload["n_iter"] == 12 and not payload["call"]["finished"]
-    resumed = quick(MAMLRegressor, max_iter=20, checkpoint_path=path, warm_start=True)
+    # where training stood (not the best initialisation so far), to resume from
+    # (drawing the validation tasks was the first draw)
+    assert payload["n_iter"] == (11 if params else 12) and not payload["call"]["finished"]
+    resumed = quick(MAMLRegressor, max_iter=20, checkpoint_path=path, warm_start=True,
+                    **params)
     assert_same_run(resumed.meta_fit(sinusoid), whole)
 
 

@@ -137,3 +137,44 @@ def test_task_batch_is_a_sequence_and_task_sequence_samples_it():
         TaskBatch.stack(ragged)
     with pytest.raises(ValueError, match="number of tasks"):
         TaskBatch(np.zeros((2, 3, 1)), np.zeros((3, 3)), np.zeros((2, 4, 1)), np.zeros((2, 4)))
+
+
+def grouped_panel():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    groups = np.repeat(np.arange(10), 30)
+    return GroupedTasks(X, X @ rng.normal(size=3) + groups, groups, k_support=5, k_query=5)
+
+
+def test_task_batches_remember_their_groups_through_indexing():
+    tasks = grouped_panel()
+    batch = tasks.sample(8, random_state=0)
+    group_of_row = {tuple(x): g for x, g in zip(tasks.X, np.repeat(np.arange(10), 30))}
+    for task, group in zip(batch, batch.groups):  # each task's rows are its group's
+        assert {group_of_row[tuple(x)] for x in np.r_[task.X_support, task.X_query]} == {group}
+    assert batch[[1, 3]].groups.tolist() == batch.groups[[1, 3]].tolist()
+    assert batch[2:5].groups.tolist() == batch.groups[2:5].tolist()
+    with pytest.raises(ValueError, match="one group per task"):
+        TaskBatch(*batch.arrays(), groups=np.zeros(3))
+
+
+def test_grouped_tasks_split_by_group():
+    tasks = grouped_panel()
+    train, test = tasks.split(0.3, random_state=0)
+    assert len(test.groups_) == 3 and len(train.groups_) == 7
+    assert not set(train.groups_) & set(test.groups_)
+    assert set(test.sample(50, random_state=1).groups) <= set(test.groups_)
+    train, test = tasks.split([2, 5])
+    assert test.groups_.tolist() == [2, 5]
+    assert set(train.sample(40, random_state=0).groups) <= set(range(10)) - {2, 5}
+    for bad in (1.5, 10, [11]):
+        with pytest.raises(ValueError, match="test_size"):
+            tasks.split(bad)
+
+
+def test_group_aware_cross_validation_keeps_groups_apart():
+    from sklearn.model_selection import GroupKFold
+
+    batch = grouped_panel().sample(30, random_state=0)
+    for train, test in GroupKFold(3).split(batch, groups=batch.groups):
+        assert not set(batch.groups[train]) & set(batch.groups[test])

@@ -1,6 +1,7 @@
 """Tasks, task batches, and turning what a user passes to ``meta_fit`` into batches."""
 
 import numbers
+from typing import Optional
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,11 @@ class TaskBatch:
     y_support : ndarray of shape (n_tasks, n_support, ...)
     X_query : ndarray of shape (n_tasks, n_query, *input_shape)
     y_query : ndarray of shape (n_tasks, n_query, ...)
+    groups : ndarray of shape (n_tasks,) or None
+        Where each task came from (the group of :class:`GroupedTasks`), when known:
+        the ``groups`` of a group-aware cross-validation over tasks
+        (``GroupKFold``), so that tasks of one group never sit on both sides of a
+        split.
 
     Examples
     --------
@@ -67,6 +73,7 @@ class TaskBatch:
     y_support: np.ndarray
     X_query: np.ndarray
     y_query: np.ndarray
+    groups: Optional[np.ndarray] = None
 
     def __post_init__(self):
         n = {a.shape[0] for a in self.arrays()}
@@ -75,6 +82,13 @@ class TaskBatch:
                 "X_support, y_support, X_query and y_query must have the same number "
                 f"of tasks along axis 0; got {[a.shape[0] for a in self.arrays()]}."
             )
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups)
+            if self.groups.shape != (len(self),):
+                raise ValueError(
+                    f"groups must hold one group per task, shape ({len(self)},); got "
+                    f"{self.groups.shape}."
+                )
 
     def arrays(self):
         """The four stacked arrays, in the order the engine takes them."""
@@ -86,7 +100,8 @@ class TaskBatch:
     def __getitem__(self, index):
         if isinstance(index, numbers.Integral):
             return Task(*(a[index] for a in self.arrays()))
-        return TaskBatch(*(a[index] for a in self.arrays()))
+        groups = None if self.groups is None else self.groups[index]
+        return TaskBatch(*(a[index] for a in self.arrays()), groups=groups)
 
     def __iter__(self):
         for i in range(len(self)):

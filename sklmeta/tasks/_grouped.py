@@ -115,7 +115,59 @@ class GroupedTasks:
         )
         k = self.k_support
         X, y = self.X[index], self.y[index]
-        return TaskBatch(X[:, :k], y[:, :k], X[:, k:], y[:, k:])
+        return TaskBatch(X[:, :k], y[:, :k], X[:, k:], y[:, k:], groups=self.groups_[chosen])
+
+    def split(self, test_size=0.25, *, random_state=None):
+        """Split the groups into a meta-training and a meta-test distribution.
+
+        Tasks of one group (a patient, a store) then never sit on both sides, which a
+        split of sampled tasks cannot promise: tasks drawn from the same groups leak
+        between training and test (see ``docs/sklearn.md``).
+
+        Parameters
+        ----------
+        test_size : float, int or array-like, default=0.25
+            A float in (0, 1): the fraction of groups held out (rounded, at least one);
+            an int: their number; an array-like: the groups themselves.
+        random_state : int, Generator or None, default=None
+            Which groups are held out (for a float or int ``test_size``).
+
+        Returns
+        -------
+        train, test : GroupedTasks
+            Same ``k_support``, ``k_query`` (and ``n_way``); together they hold every
+            eligible group exactly once.
+        """
+        n_groups = len(self.groups_)
+        if isinstance(test_size, numbers.Real) and not isinstance(test_size, numbers.Integral):
+            if not 0 < test_size < 1:
+                raise ValueError(f"A float test_size must be in (0, 1), got {test_size}.")
+            n_test = max(1, round(test_size * n_groups))
+            held_out = as_rng(random_state).choice(n_groups, n_test, replace=False)
+        elif isinstance(test_size, numbers.Integral):
+            if not 1 <= test_size < n_groups:
+                raise ValueError(
+                    f"An int test_size must be in [1, {n_groups - 1}] (there are {n_groups} "
+                    f"groups), got {test_size}.")
+            held_out = as_rng(random_state).choice(n_groups, test_size, replace=False)
+        else:
+            wanted = np.asarray(test_size)
+            unknown = np.setdiff1d(wanted, self.groups_)
+            if unknown.size or wanted.size in (0, n_groups):
+                raise ValueError(
+                    f"test_size must name some but not all of the groups {self.groups_.tolist()}"
+                    + (f"; unknown: {unknown.tolist()}" if unknown.size else "") + ".")
+            held_out = np.flatnonzero(np.isin(self.groups_, wanted))
+        test = np.zeros(n_groups, dtype=bool)
+        test[held_out] = True
+        return self._subset(~test), self._subset(test)
+
+    def _subset(self, keep):
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.groups_ = self.groups_[keep]
+        new._rows = [rows for rows, k in zip(self._rows, keep) if k]
+        return new
 
     def task(self, group, random_state=None):
         """The task of one ``group``: a random split of its rows into support and query."""
