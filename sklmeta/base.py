@@ -225,7 +225,7 @@ class BaseMetaEstimator(BaseEstimator):
     """
 
     _parameter_constraints = {
-        "module": [None, torch.nn.Module],
+        "module": [None, torch.nn.Module, type],
         "hidden_layer_sizes": ["array-like"],
         "inner_lr": [Interval(Real, 0, None, closed="neither")],
         "inner_steps": [Interval(Integral, 1, None, closed="left")],
@@ -817,7 +817,7 @@ default=None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if self.module is not None:
-                module = copy.deepcopy(self.module)
+                module = self._custom_module()
             else:
                 module = self._default_module(input_shape, target_info)
         module = self._engine_module(module.cpu())
@@ -828,6 +828,58 @@ default=None
                 "requires_grad=False)."
             )
         return module, params, buffers
+
+    # ---- skorch's convention: module=MyNet (a class) with module__<name>=value parameters
+    def _module_kwargs(self):
+        return {k[len("module__"):]: v for k, v in self.__dict__.items()
+                if k.startswith("module__")}
+
+    def _custom_module(self):
+        """A fresh copy of ``module``: the instance copied, or the class instantiated
+        with the ``module__`` parameters."""
+        kwargs = self._module_kwargs()
+        if isinstance(self.module, type):
+            if not issubclass(self.module, torch.nn.Module):
+                raise ValueError(
+                    f"module must be a torch.nn.Module or a subclass of it; got the class "
+                    f"{self.module.__name__}."
+                )
+            try:
+                return self.module(**kwargs)
+            except TypeError as exc:
+                raise ValueError(
+                    f"module={self.module.__name__} could not be built from the module__ "
+                    f"parameters {kwargs}: {exc}"
+                ) from exc
+        if kwargs:
+            raise ValueError(
+                f"module__ parameters ({sorted(kwargs)}) need module to be a class (e.g. "
+                "module=MyNet, module__hidden=64), not an instance."
+            )
+        return copy.deepcopy(self.module)
+
+    def get_params(self, deep=True):
+        """Parameters of this estimator, with the ``module__`` ones (skorch's convention:
+        they are passed to ``module`` when it is a class)."""
+        params = super().get_params(deep=deep)
+        params.update({k: v for k, v in self.__dict__.items() if k.startswith("module__")})
+        return params
+
+    def set_params(self, **params):
+        for key in [k for k in params if k.startswith("module__")]:
+            setattr(self, key, params.pop(key))
+        return super().set_params(**params)
+
+    def _set_module_params(self, module_params):
+        """``__init__``'s ``**module__params``: ``module__<name>`` keywords only, as a
+        fixed signature would refuse any other."""
+        for key, value in module_params.items():
+            if not key.startswith("module__"):
+                raise TypeError(
+                    f"{type(self).__name__}.__init__() got an unexpected keyword argument "
+                    f"{key!r} (only module__<name> parameters are passed through to module)."
+                )
+            setattr(self, key, value)
 
     def _default_module(self, input_shape, n_outputs):
         if len(input_shape) == 1:

@@ -20,8 +20,11 @@ from .base import (
 __all__ = ["MAMLRegressor", "MAMLClassifier"]
 
 _COMMON_PARAMS_DOC = """
-    module : torch.nn.Module, default=None
-        The network. It is copied, never modified; its parameter values are the
+    module : torch.nn.Module, torch.nn.Module subclass or None, default=None
+        The network. A class is instantiated with the ``module__<name>`` parameters
+        (skorch's convention: ``module=MyNet, module__hidden=64``, which
+        ``GridSearchCV`` can search as ``module__hidden``); an instance is copied,
+        never modified. Its parameter values are the
         starting point of meta-training. Parameters with ``requires_grad=False`` are
         kept fixed (neither meta-learned nor adapted). It is checked with one forward
         pass on the tasks' inputs: it must output ``(n_examples, n_outputs)`` for
@@ -29,6 +32,8 @@ _COMMON_PARAMS_DOC = """
         ``hidden_layer_sizes`` for vector inputs, the 4-layer conv net of the MAML
         paper (:class:`sklmeta.networks.Conv4`) for image inputs. For BatchNorm
         layers see ``batch_norm_stats``.
+    **module__params : ``module__<name>=value``
+        Keyword arguments of ``module`` when it is a class; listed by ``get_params``.
     hidden_layer_sizes : tuple of int, default=(40, 40)
         Hidden layers of the default MLP (ignored when ``module`` is given).
     inner_lr : float, default={inner_lr}
@@ -426,6 +431,7 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         validation_every=100,
         n_iter_no_change=10,
         tol=1e-4,
+        **module__params,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -457,6 +463,7 @@ class MAMLRegressor(MetaRegressorMixin, RegressorMixin, _MAMLBase):
         self.validation_every = validation_every
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self._set_module_params(module__params)
 
 
 class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
@@ -545,6 +552,7 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         validation_every=100,
         n_iter_no_change=10,
         tol=1e-4,
+        **module__params,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -577,3 +585,4 @@ class MAMLClassifier(MetaClassifierMixin, ClassifierMixin, _MAMLBase):
         self.validation_every = validation_every
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self._set_module_params(module__params)

@@ -283,7 +283,8 @@ def load(path, module=None):
         )
     if payload["format"] in _OLD_FORMATS:  # sklmeta 0.1 meta-trained transductively
         params.setdefault("batch_norm_stats", "transductive")
-    unknown = sorted(set(params) - set(cls().get_params()))
+    unknown = sorted(k for k in set(params) - set(cls().get_params())
+                     if not k.startswith("module__"))
     if unknown:
         raise ValueError(
             f"{where} has parameters {unknown} that {cls.__name__} does not take (written "
@@ -296,7 +297,7 @@ def load(path, module=None):
     fall_back_to_cpu_if_unavailable(est)
     input_shape = tuple(state["input_shape_"])
     if payload["custom_module"]:
-        net = module
+        net = est._custom_module()
     else:
         target_info = state.get("n_way_", state.get("n_outputs_"))
         net = est._default_module(input_shape, target_info)

@@ -96,6 +96,7 @@ class PretrainedRegressor(MetaRegressorMixin, RegressorMixin, _PretrainBase):
         validation_every=100,
         n_iter_no_change=10,
         tol=1e-4,
+        **module__params,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -119,6 +120,7 @@ class PretrainedRegressor(MetaRegressorMixin, RegressorMixin, _PretrainBase):
         self.validation_every = validation_every
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self._set_module_params(module__params)
 
 
 class PretrainedClassifier(MetaClassifierMixin, ClassifierMixin, _PretrainBase):
@@ -168,6 +170,7 @@ class PretrainedClassifier(MetaClassifierMixin, ClassifierMixin, _PretrainBase):
         validation_every=100,
         n_iter_no_change=10,
         tol=1e-4,
+        **module__params,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -191,3 +194,4 @@ class PretrainedClassifier(MetaClassifierMixin, ClassifierMixin, _PretrainBase):
         self.validation_every = validation_every
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self._set_module_params(module__params)

@@ -117,6 +117,7 @@ class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
         validation_every=100,
         n_iter_no_change=10,
         tol=1e-4,
+        **module__params,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -142,6 +143,7 @@ class ReptileRegressor(MetaRegressorMixin, RegressorMixin, _ReptileBase):
         self.validation_every = validation_every
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self._set_module_params(module__params)
 
 
 class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
@@ -201,6 +203,7 @@ class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
         validation_every=100,
         n_iter_no_change=10,
         tol=1e-4,
+        **module__params,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -226,3 +229,4 @@ class ReptileClassifier(MetaClassifierMixin, ClassifierMixin, _ReptileBase):
         self.validation_every = validation_every
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self._set_module_params(module__params)

@@ -495,3 +495,41 @@ def test_to_module_of_a_batchnorm_network_normalises_with_the_support_set(digit_
     assert est.classes_[logits.argmax(1).numpy()].tolist() == est.predict(task.X_query).tolist()
     restored = pickle.loads(pickle.dumps(net))
     torch.testing.assert_close(restored(X), logits)
+
+
+class TwoLayer(nn.Module):
+    def __init__(self, n_in=1, hidden=8, n_out=1):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_module_as_a_class_with_module_parameters(sinusoid, tmp_path):
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    from sklmeta.persistence import load, save
+
+    est = MAMLRegressor(module=TwoLayer, module__hidden=12, max_iter=3, device="cpu",
+                        random_state=0)
+    assert est.get_params()["module__hidden"] == 12
+    assert "module__hidden=12" in repr(est)
+    assert clone(est).module__hidden == 12
+    est.meta_fit(sinusoid)
+    assert est.meta_params_["net.0.weight"].shape == (12, 1)
+    est.set_params(module__hidden=5, warm_start=False).meta_fit(sinusoid)
+    assert est.meta_params_["net.0.weight"].shape == (5, 1)
+    save(est, tmp_path / "m.pt")
+    assert load(tmp_path / "m.pt", module=TwoLayer).meta_params_["net.0.weight"].shape == (5, 1)
+    search = GridSearchCV(MAMLRegressor(module=TwoLayer, max_iter=3, device="cpu",
+                                        random_state=0),
+                          {"module__hidden": [4, 6]}, cv=2).fit(sinusoid.sample(6, random_state=0))
+    assert search.best_estimator_.meta_params_["net.0.weight"].shape[0] in (4, 6)
+    with pytest.raises(ValueError, match="need module to be a class"):
+        MAMLRegressor(module=TwoLayer(), module__hidden=3, device="cpu").meta_fit(sinusoid)
+    with pytest.raises(ValueError, match="could not be built"):
+        MAMLRegressor(module=TwoLayer, module__width=3, device="cpu").meta_fit(sinusoid)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hiden'"):
+        MAMLRegressor(hiden=3)
