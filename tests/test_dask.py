@@ -31,10 +31,10 @@ def _worker_threads():
 @pytest.fixture(scope="module")
 def client():
     # One torch thread per worker process. torch takes its default thread count from
-    # OMP_NUM_THREADS and then MKL_NUM_THREADS (the latter wins), read when the worker
-    # first uses torch; the Nanny's env= sets both in the worker before any task runs and
-    # overrides what this process has. (distributed's default "pre-spawn-environ" already
-    # sets MKL_NUM_THREADS=1, but a variable already set here would win over it.)
+    # OMP_NUM_THREADS and then MKL_NUM_THREADS (the latter wins); the Nanny's env= sets
+    # both in the worker process before any task runs, overriding what this process has.
+    # (distributed's default "pre-spawn-environ" already sets MKL_NUM_THREADS=1, but a
+    # variable already set here would win over it.)
     # Starting the cluster writes MKL_NUM_THREADS, PYTHONHASHSEED, ... into this
     # process's environment; it is put back afterwards.
     environ = dict(os.environ)
@@ -47,7 +47,7 @@ def client():
     # The serial searches run here with one torch thread too, like each worker: the two
     # sides then compute the same way, and on a small machine this process's OpenMP
     # threads do not compete with the workers (unpinned, with OMP_NUM_THREADS=2 on 2
-    # cores, this file took 33-40 s instead of 11-14 s).
+    # cores, this file took 33-40 s instead of 11-15 s).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
