@@ -74,20 +74,33 @@ def _decode(obj):
 
 
 def write(path, payload):
-    """Write ``payload`` to ``path`` atomically: to a temporary file in the same folder,
-    flushed to disk, then renamed over the old checkpoint, so a kill at any moment
-    leaves either the old checkpoint or the new one, whole."""
+    """Write a checkpoint of ``payload`` to ``path`` atomically (:func:`atomic_save`)."""
+    atomic_save({"format": FORMAT, **payload}, path)
+
+
+def atomic_save(obj, path):
+    """``torch.save(obj)`` to ``path`` atomically: to a temporary file in the same folder,
+    flushed to disk, then renamed over the old file, so a kill at any moment leaves
+    either the old file or the new one, whole. The file gets the permissions ``open``
+    would give it (``mkstemp`` creates it 0600)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read(path):

@@ -37,6 +37,11 @@ class Processes:
         hi = n_tasks * (self.rank + 1) // self.world_size
         return slice(lo, hi)
 
+    def count(self, n_tasks):
+        """How many tasks of a meta-batch of ``n_tasks`` this process computes."""
+        share = self.share(n_tasks)
+        return share.stop - share.start
+
     def run(self, compute, batch):
         """``compute`` (a per-batch function returning ``(tensors, task_losses,
         task_norms)``, tensors a mean over tasks) on this process's share of ``batch``;
@@ -50,7 +55,7 @@ class Processes:
         share = self.share(n_tasks)
         tensors, losses, norms = compute(tuple(t[share] for t in batch))
         names = list(tensors)
-        weight = (share.stop - share.start) / n_tasks
+        weight = self.count(n_tasks) / n_tasks
         per_task = losses.new_zeros(2, n_tasks)
         per_task[0, share], per_task[1, share] = losses.detach(), norms.detach()
         flat = torch.cat([tensors[k].reshape(-1) * weight for k in names]

@@ -363,8 +363,7 @@ default=None
                                   target_info)
         _warn_if_single_example_support(module, np.shape(first.X_support)[1],
                                         self.batch_norm_stats)
-        n_local = len(first) if processes is None else len(
-            range(len(first))[processes.share(len(first))])  # the tasks this process computes
+        n_local = len(first) if processes is None else processes.count(len(first))
         strategy = _engine.choose_strategy(
             self.strategy, module, device, second_order=self._second_order(), n_tasks=n_local)
         self._check_strategy(strategy)
@@ -428,7 +427,7 @@ default=None
         done = 0
         interrupted = diverged = mid_update = stopped_early = False
         consistent = True  # the optimiser's state is that of the parameters kept
-        last_finite = None
+        last_finite = last_score = None
         try:
             batch = first
             for it in range(n_run):
@@ -455,11 +454,11 @@ default=None
                 wall[it] = now - start
                 total = n_iter_done + done
                 if validating and total % self.validation_every == 0:
-                    scores[it] = self._validation_score(
+                    scores[it] = last_score = self._validation_score(
                         module, params, buffers, input_shape, target_info, validation_batch,
                         processes)
                     if record is not None:
-                        stopped_early = record.update(scores[it], params, total)
+                        stopped_early = record.update(last_score, params, total)
                 if lead and self.checkpoint_path is not None and (
                         total % self.checkpoint_every == 0):
                     write_checkpoint(finished=stopped_early or done == n_run)
@@ -467,8 +466,8 @@ default=None
                                              or stopped_early):
                     window = losses[max(0, it - 49) : done].mean().item()  # one sync / report
                     shown = {"meta_loss": f"{window:.4g}"}
-                    if validating and not np.isnan(scores[:done]).all():
-                        shown["validation"] = f"{scores[:done][~np.isnan(scores[:done])][-1]:.4g}"
+                    if last_score is not None:
+                        shown["validation"] = f"{last_score:.4g}"
                     progress.set_postfix(shown, refresh=False)
                     progress.update(done - progress.n)
                     last_report = now

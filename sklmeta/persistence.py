@@ -16,9 +16,7 @@ are rebuilt from the parameters, and a custom ``module`` must be passed to :func
 import copy
 import hashlib
 import numbers
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import torch
 
 from . import maml, presets, pretrain, reptile
 from ._device import fall_back_to_cpu_if_unavailable
+from ._checkpoint import atomic_save
 from .base import split_module_tensors
 
 __all__ = ["save", "load"]
@@ -198,21 +197,7 @@ def save(estimator, path):
         "state": state,
     }
     payload["sha256"] = _digest(payload)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    atomic_save(payload, path)
 
 
 def _read(path):
