@@ -11,6 +11,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._validation import _as_finite_tasks, _as_tensor, _is_task_collection
+from .networks import uses_reference_rows
 
 __all__ = ["MetaRegressorMixin", "MetaClassifierMixin"]
 
@@ -78,6 +79,14 @@ class MetaRegressorMixin(_TaskScoreMixin):
     def _loss_fn(self, target_state):
         return F.mse_loss
 
+    def _weighted_loss_fn(self, target_state, weight):
+        """Mean squared error as a ``weight``-average over examples (``weight`` sums to
+        1): integer weights act as repeated rows, as in scikit-learn's estimators."""
+        def loss(out, y):
+            return (F.mse_loss(out, y, reduction="none").mean(-1) * weight).sum()
+
+        return loss
+
     def _task_target_info(self, ys, yq, source):
         if ys.dtype.kind not in "biuf":
             raise ValueError("Regression tasks must have numeric targets.")
@@ -138,6 +147,16 @@ class MetaRegressorMixin(_TaskScoreMixin):
     def _set_adapted_targets(self, target_state):
         self._y_ndim = target_state["y_ndim"]
 
+    def _zero_shot_refusal(self):
+        # a regressor's initialisation is a model in its own right: after meta_fit it
+        # predicts the tasks' average behaviour (e.g. the mean sine), before any adapt
+        if self.batch_norm_stats == "support" and uses_reference_rows(self.module_):
+            return (
+                "its BatchNorm layers normalise with the support set's statistics "
+                "(batch_norm_stats='support'), and there is no support set yet."
+            )
+        return None
+
     def predict(self, X):
         """Predict with the adapted model.
 
@@ -155,7 +174,9 @@ class MetaRegressorMixin(_TaskScoreMixin):
             orders for other batch sizes and on other CPUs).
         """
         out = self._forward(X).numpy()
-        return out[:, 0] if self._y_ndim == 1 else out
+        # zero-shot (never adapted): one output is returned 1-D, as y of one column
+        y_ndim = getattr(self, "_y_ndim", 1 if out.shape[1] == 1 else 2)
+        return out[:, 0] if y_ndim == 1 else out
 
 
 def _check_integer_labels(ys, yq, n_way, where):
@@ -200,6 +221,16 @@ class MetaClassifierMixin(_TaskScoreMixin):
 
         def loss(logits, y):
             return F.cross_entropy(logits[..., :n_classes], y)
+
+        return loss
+
+    def _weighted_loss_fn(self, target_state, weight):
+        """Cross-entropy as a ``weight``-average over examples (``weight`` sums to 1)."""
+        n_classes = len(target_state["classes"])
+
+        def loss(logits, y):
+            per_example = F.cross_entropy(logits[..., :n_classes], y, reduction="none")
+            return (per_example * weight).sum()
 
         return loss
 

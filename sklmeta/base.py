@@ -22,7 +22,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import _check_sample_weight, check_array
 
 from . import _checkpoint, _distributed, _early_stopping, _engine
 from ._device import fall_back_to_cpu_if_unavailable, resolve_device
@@ -40,6 +40,7 @@ from .networks import (
     AdaptedNetwork,
     BatchNorm1d,
     Conv4,
+    batch_norm_step,
     convert_batchnorm,
     forward,
     per_step_parameter_names,
@@ -526,7 +527,7 @@ default=None
 
         # commit the new state in one place, so a failure above leaves self untouched
         for name in ("adapted_params_", "support_inputs_", "classes_", "n_features_in_",
-                     "best_validation_score_", "best_iter_"):
+                     "best_validation_score_", "best_iter_", "_y_ndim"):
             self.__dict__.pop(name, None)
         self.module_ = module.cpu()
         cpu_params = {k: v.detach().cpu() for k, v in params.items()}
@@ -909,7 +910,7 @@ default=None
         return (X[0], y[0], X[1], y[1])
 
     # ------------------------------------------------------------------ adaptation
-    def adapt(self, X, y):
+    def adapt(self, X, y, sample_weight=None):
         """Adapt the meta-learned initialisation to a support set.
 
         Takes ``adapt_steps`` (default ``inner_steps``) gradient steps of size
@@ -923,6 +924,13 @@ default=None
             flattened to ``(n, C*H*W)``.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Support targets (any hashable class labels for classifiers).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the support examples: the support loss is their
+            weighted mean (scikit-learn's convention: an integer weight acts as that
+            many copies of the example, only the ratios matter). They weigh the loss
+            only: BatchNorm layers take their statistics from the unweighted support
+            set, and ``head_init="prototypes"`` refuses weights. Meta-training has no
+            weights (its tasks come from ``meta_fit``).
 
         Returns
         -------
@@ -938,6 +946,7 @@ default=None
             )
         X = self._validate_X(X, reset=not hasattr(self, "meta_params_"))
         y, target_state = self._validate_adapt_targets(y, X.shape[0])
+        weight = self._validate_sample_weight(sample_weight, X)
         _check_float32_range(X, "X")
         _check_float32_range(y, "y")
         device = resolve_device(self.device)
@@ -957,7 +966,12 @@ default=None
         steps = self.inner_steps if self.adapt_steps is None else self.adapt_steps
         params_d = {k: v.to(device) for k, v in params.items()}
         buffers_d = {k: v.to(device) for k, v in buffers.items()}
-        loss = _engine.make_loss(module, self._loss_fn(target_state))
+        if weight is None:
+            loss_fn = self._loss_fn(target_state)
+        else:
+            loss_fn = self._weighted_loss_fn(
+                target_state, torch.as_tensor(weight / weight.sum(), dtype=dtype, device=device))
+        loss = _engine.make_loss(module, loss_fn)
         config = self._adaptation_inner_loop(module, params, steps, device)
         with torch.no_grad():
             adapted, _ = _engine.inner_loop(loss, params_d, buffers_d, X_t, y_t, config)
@@ -987,7 +1001,23 @@ default=None
         _warn_if_single_example_support(module, X.shape[0], self.batch_norm_stats)
         return self
 
-    def fit(self, X, y=None):
+    def _validate_sample_weight(self, sample_weight, X):
+        if sample_weight is None:
+            return None
+        if getattr(self, "head_init", "meta") == "prototypes":
+            raise ValueError(
+                "sample_weight cannot be used with head_init='prototypes': the class "
+                "prototypes are unweighted means of the support embeddings. Pass "
+                "sample_weight=None, or use head_init='meta' or 'zero'."
+            )
+        weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                      ensure_non_negative=True)
+        if not weight.sum() > 0:
+            raise ValueError("sample_weight must not be all zero: the support loss would "
+                             "have no examples.")
+        return weight
+
+    def fit(self, X, y=None, sample_weight=None):
         """Adapt to a support set ``(X, y)``, or meta-fit on a collection of tasks.
 
         This is the name scikit-learn tools call, and it serves both tuning workflows:
@@ -1005,16 +1035,20 @@ default=None
         X : array-like of shape (n_samples, *input_shape), or task collection
         y : array-like of shape (n_samples,) or (n_samples, n_outputs), or None
             Must be None when ``X`` is a task collection.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the support examples (see :meth:`adapt`); None for a task
+            collection.
 
         Returns
         -------
         self : object
         """
         if _is_task_collection(X):
-            if y is not None:
+            if y is not None or sample_weight is not None:
                 raise ValueError(
-                    "y must be None when X is a collection of tasks: each task carries "
-                    "its own targets."
+                    f"{'y' if y is not None else 'sample_weight'} must be None when X "
+                    "is a collection of tasks: each task carries its own targets, and "
+                    "meta-training takes no example weights."
                 )
             return self.meta_fit(X)
         if y is None:
@@ -1023,7 +1057,7 @@ default=None
                 "fit(X, y) adapts to the support set (X, y). Pass a TaskBatch or a list "
                 "of Task to meta-fit instead."
             )
-        return self.adapt(X, y)
+        return self.adapt(X, y, sample_weight=sample_weight)
 
     # ------------------------------------------------------------------ scikit-learn protocol
     _META_STATE = (
@@ -1053,8 +1087,10 @@ default=None
         return new
 
     def __sklearn_is_fitted__(self):
-        # fitted, for scikit-learn, means ready to predict: adapted
-        return hasattr(self, "adapted_params_")
+        # fitted, for scikit-learn, means ready to predict: adapted, or meta-fitted where
+        # the initialisation predicts on its own (regression: zero-shot)
+        return hasattr(self, "adapted_params_") or (
+            hasattr(self, "meta_params_") and self._zero_shot_refusal() is None)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1146,23 +1182,36 @@ default=None
                 "metric the same way (as scoring= of GridSearchCV or cross_val_score)."
             )
 
+    def _zero_shot_refusal(self):
+        """Why this estimator cannot predict from its meta-learned initialisation
+        (None when it can: :meth:`_forward` before any :meth:`adapt`)."""
+        return "its classes are set by the support set."
+
     def _forward(self, X):
         self._refuse_task_collection(X)
-        if not hasattr(self, "adapted_params_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} has not been adapted yet: call adapt(X, y) "
-                "(or fit) on a support set before predicting."
-            )
+        zero_shot = not hasattr(self, "adapted_params_")
+        if zero_shot:
+            reason = self._zero_shot_refusal() if hasattr(self, "meta_params_") else None
+            if reason is not None or not hasattr(self, "meta_params_"):
+                raise NotFittedError(
+                    f"This {type(self).__name__} has not been adapted yet: call adapt(X, y) "
+                    "(or fit) on a support set before predicting"
+                    + (f"; it cannot predict from its meta-learned initialisation alone: "
+                       f"{reason}" if reason else ".")
+                )
+        params = self.meta_params_ if zero_shot else self.adapted_params_
         X = self._validate_X(X, reset=False)
         device = resolve_device(self.device)
-        dtype = _prediction_dtype(X.dtype, self.adapted_params_, device)
+        dtype = _prediction_dtype(X.dtype, params, device)
         X_t = _to_input_tensor(X, self.input_shape_, device, dtype)
-        params = {k: _cast_float(v, device, dtype) for k, v in self.adapted_params_.items()}
+        params = {k: _cast_float(v, device, dtype) for k, v in params.items()}
         buffers = {k: _cast_float(v, device, dtype) for k, v in self.buffers_.items()}
         reference = None
         if self.batch_norm_stats == "support" and getattr(self, "support_inputs_", None) is not None:
             reference = self.support_inputs_.to(device=device, dtype=dtype)
-        with torch.no_grad(), self._prediction_context():
+        # zero-shot: the initialisation is the network before the first inner step
+        context = batch_norm_step(0) if zero_shot else self._prediction_context()
+        with torch.no_grad(), context:
             out = forward(self.module_, params, buffers, X_t, X_reference=reference)
         if not _all_finite(out):
             warnings.warn(

@@ -95,10 +95,13 @@ def test_meta_fit_is_reproducible_and_discards_old_adaptation(sinusoid):
     c = quick(MAMLRegressor, random_state=1).meta_fit(sinusoid)
     assert not same_params(a.meta_params_, c.meta_params_)
     task = sinusoid.sample(1, random_state=0)[0]
-    a.adapt(task.X_support, task.y_support)
+    adapted = a.adapt(task.X_support, task.y_support).predict(task.X_query)
     a.meta_fit(sinusoid)
-    with pytest.raises(NotFittedError):
-        a.predict(task.X_query)
+    assert not hasattr(a, "adapted_params_")
+    # what predicts now is the new initialisation (zero-shot), not the old adaptation
+    zero_shot = a.to_module(adapted=False)(torch.as_tensor(task.X_query)).detach().numpy()
+    np.testing.assert_allclose(a.predict(task.X_query), zero_shot[:, 0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(a.predict(task.X_query), adapted)
 
 
 def test_meta_fit_accepts_a_finite_list_of_tasks(sinusoid):
@@ -124,9 +127,8 @@ def test_predict_before_adapt_is_not_fitted(sinusoid):
     X = np.zeros((3, 1))
     with pytest.raises(NotFittedError):
         est.predict(X)
-    est.meta_fit(sinusoid)
-    with pytest.raises(NotFittedError, match="adapt"):
-        est.predict(X)
+    est.meta_fit(sinusoid)  # a regressor then predicts zero-shot: test_zero_shot_and_weights
+    assert est.predict(X).shape == (3,)
 
 
 def test_adapt_without_meta_fit_starts_from_a_random_init():

@@ -370,3 +370,17 @@ def test_reptile_meta_trains_on_omniglot(omniglot, one_thread):
     assert reptile.n_iter_ == 30 and np.isfinite(reptile.meta_history_["meta_loss"]).all()
     # far above chance (0.2); much of it is the 10 adaptation steps themselves
     assert _accuracy(reptile, episodes) > 0.5
+
+
+def test_episodes_record_the_class_behind_each_label(synthetic):
+    images, y, groups = synthetic
+    tasks = ImageTasks(images, y, groups=groups, n_way=5, k_shot=2, k_query=3)
+    batch = tasks.sample(50, random_state=1)
+    assert batch.classes.shape == (50, 5)
+    for task, classes in zip(batch, batch.classes):
+        for x, label in zip(task.X_support, task.y_support):
+            image, _ = decode(x)
+            assert y[image] == classes[label]  # a rotated copy comes from its class
+    assert batch[[3, 7]].classes.tolist() == batch.classes[[3, 7]].tolist()
+    train, test = tasks.split(["ghi"])
+    assert set(test.sample(20, random_state=0).classes.ravel()) <= set(test.classes_)

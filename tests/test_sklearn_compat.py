@@ -49,6 +49,10 @@ WIDTH_REASON = (
     "pre-trained weights; fit on data of another width is refused with a ValueError"
 )
 INIT_REASON = "the meta-fitted instance carries its meta-learned state by design"
+ZERO_SHOT_REASON = (
+    "a meta-fitted regressor predicts zero-shot from its meta-learned initialisation, "
+    "like a model with pre-trained weights, before any fit (adapt)"
+)
 
 
 def _meta_fitted_regressor():
@@ -87,6 +91,9 @@ _WIDTH_CHECKS_COMMON = [
     "check_fit_score_takes_y", "check_methods_sample_order_invariance",
     "check_methods_subset_invariance", "check_n_features_in", "check_pipeline_consistency",
     "check_readonly_memmap_input", "check_supervised_y_2d",
+    "check_sample_weights_pandas_series", "check_sample_weights_not_an_array",
+    "check_sample_weights_list", "check_all_zero_sample_weights_error",
+    "check_sample_weights_shape", "check_sample_weights_not_overwritten",
 ]
 _WIDTH_CHECKS = {
     "regressor": _WIDTH_CHECKS_COMMON + [
@@ -97,6 +104,7 @@ _WIDTH_CHECKS = {
         "check_classifier_data_not_an_array", "check_classifiers_classes",
         "check_classifiers_one_label", "check_classifiers_regression_target",
         "check_classifiers_train", "check_decision_proba_consistency",
+        "check_classifiers_one_label_sample_weights",
     ],
 }
 
@@ -107,6 +115,9 @@ def expected_failed_checks(estimator):
     kind = "classifier" if is_classifier(estimator) else "regressor"
     failures = {name: WIDTH_REASON for name in _WIDTH_CHECKS[kind]}
     failures["check_no_attributes_set_in_init"] = INIT_REASON
+    if kind == "regressor":
+        failures["check_estimators_unfitted"] = ZERO_SHOT_REASON
+        failures["check_fit_check_is_fitted"] = ZERO_SHOT_REASON
     return failures
 
 
@@ -115,12 +126,25 @@ FAILURE_MESSAGES = {
     N_ITER_REASON: "n_iter_",
     WIDTH_REASON: "is expecting .* features as input|meta-fitted with 1",
     INIT_REASON: "should not set any attribute",
+    ZERO_SHOT_REASON: "should raise a NotFittedError when calling `predict` before fit|"
+                      "passes check_is_fitted before being fit",
+}
+
+
+# checks whose tolerance assumes float64 computations: the networks compute in float32,
+# so these hold to float32 rounding, which another CPU's kernels may round either way
+# of the check's rtol=1e-7; each is checked in this suite at float32 tolerance instead
+FLOAT32_REPLACED = {
+    "check_sample_weight_equivalence_on_dense_data":
+        "tests/test_zero_shot_and_weights.py: integer weights act as repeated examples",
 }
 
 
 @parametrize_with_checks(UNFITTED + META_FITTED)
 def test_scikit_learn_estimator_checks(estimator, check):
     name = getattr(check, "func", check).__name__
+    if name in FLOAT32_REPLACED:
+        pytest.skip(f"float64 tolerance on float32 networks; see {FLOAT32_REPLACED[name]}")
     reason = expected_failed_checks(estimator).get(name)
     if reason is None:
         check(estimator)
@@ -177,8 +201,10 @@ def test_clone_keeps_the_meta_learned_init_but_not_the_adaptation(meta_fitted, s
     assert copy is not est and copy.get_params() == est.get_params()
     assert all(torch.equal(copy.meta_params_[k], est.meta_params_[k]) for k in est.meta_params_)
     assert not hasattr(copy, "adapted_params_")
-    with pytest.raises(NotFittedError):
-        copy.predict(task.X_query)
+    # not adapted: a regressor predicts zero-shot, from the meta-learned initialisation
+    zero_shot = clone(meta_fitted)
+    np.testing.assert_array_equal(copy.predict(task.X_query), zero_shot.predict(task.X_query))
+    assert not np.allclose(copy.predict(task.X_query), est.predict(task.X_query))
     copy.adapt(task.X_support, task.y_support)
     np.testing.assert_array_equal(copy.predict(task.X_query), est.predict(task.X_query))
     fresh = clone(MAMLRegressor(random_state=0))

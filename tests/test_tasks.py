@@ -178,3 +178,55 @@ def test_group_aware_cross_validation_keeps_groups_apart():
     batch = grouped_panel().sample(30, random_state=0)
     for train, test in GroupKFold(3).split(batch, groups=batch.groups):
         assert not set(batch.groups[train]) & set(batch.groups[test])
+
+
+def digit_episodes(**params):
+    X, y = load_digits(return_X_y=True)
+    return EpisodicTasks(X / 16, y, **{"n_way": 3, "k_shot": 2, "k_query": 4, **params})
+
+
+def test_episodes_record_the_class_behind_each_label():
+    X, y = load_digits(return_X_y=True)
+    tasks = digit_episodes()
+    batch = tasks.sample(30, random_state=0)
+    assert batch.classes.shape == (30, 3)
+    row_class = {tuple(x): c for x, c in zip(X / 16, y)}
+    for task, classes in zip(batch, batch.classes):
+        assert len(set(classes)) == 3
+        for x, label in zip(np.r_[task.X_support, task.X_query], np.r_[task.y_support,
+                                                                       task.y_query]):
+            assert row_class[tuple(x.astype(np.float64))] == classes[label]
+    assert batch[2:4].classes.tolist() == batch.classes[2:4].tolist()
+    with pytest.raises(ValueError, match="one row of classes per task"):
+        TaskBatch(*batch.arrays(), classes=np.zeros(30))
+
+
+def test_episodic_tasks_split_by_class():
+    tasks = digit_episodes()
+    train, test = tasks.split(0.3, random_state=0)
+    assert len(test.classes_) == 3 and len(train.classes_) == 7
+    assert not set(train.classes_) & set(test.classes_)
+    assert set(test.sample(40, random_state=1).classes.ravel()) == set(test.classes_)
+    assert set(train.sample(40, random_state=1).classes.ravel()) <= set(train.classes_)
+    train, test = tasks.split([0, 5, 9])
+    assert test.classes_.tolist() == [0, 5, 9]
+    for bad, message in [(2, "fewer than n_way"), (8, "fewer than n_way"), ([11], "unknown"),
+                         (1.5, "test_size")]:
+        with pytest.raises(ValueError, match=message):
+            tasks.split(bad)
+
+
+def test_concatenate_keeps_or_sets_groups_and_classes():
+    tasks = digit_episodes()
+    a, b = tasks.sample(2, random_state=0), tasks.sample(3, random_state=1)
+    batch = TaskBatch.concatenate([a, b], groups=["x", "y"])
+    assert len(batch) == 5 and batch.groups.tolist() == ["x", "x", "y", "y", "y"]
+    assert np.array_equal(batch.X_query[2:], b.X_query)
+    assert np.array_equal(batch.classes, np.r_[a.classes, b.classes])
+    panel = grouped_panel()
+    kept = TaskBatch.concatenate([panel.sample(2, random_state=0), panel.sample(2, random_state=1)])
+    assert kept.groups.shape == (4,) and kept.classes is None
+    with pytest.raises(ValueError, match="same X_support shape"):
+        TaskBatch.concatenate([a, digit_episodes(k_shot=1).sample(2, random_state=0)])
+    with pytest.raises(ValueError, match="one group per batch"):
+        TaskBatch.concatenate([a, b], groups=[1])

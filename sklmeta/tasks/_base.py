@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Task", "TaskBatch", "as_rng", "TaskSequence"]
+__all__ = ["Task", "TaskBatch", "as_rng", "TaskSequence", "held_out_units"]
 
 
 def as_rng(random_state):
@@ -60,6 +60,12 @@ class TaskBatch:
         the ``groups`` of a group-aware cross-validation over tasks
         (``GroupKFold``), so that tasks of one group never sit on both sides of a
         split.
+    classes : ndarray of shape (n_tasks, n_way) or None
+        For classification episodes (:class:`EpisodicTasks`, :class:`ImageTasks`):
+        the original class behind each episode label, ``classes[t, i]`` for label
+        ``i`` of task ``t`` (for :class:`ImageTasks`, before rotation: a rotated copy
+        comes from the same class). :class:`sklmeta.model_selection.DisjointTaskKFold`
+        uses them to keep classes out of both sides of a split.
 
     Examples
     --------
@@ -74,6 +80,7 @@ class TaskBatch:
     X_query: np.ndarray
     y_query: np.ndarray
     groups: Optional[np.ndarray] = None
+    classes: Optional[np.ndarray] = None
 
     def __post_init__(self):
         n = {a.shape[0] for a in self.arrays()}
@@ -89,6 +96,13 @@ class TaskBatch:
                     f"groups must hold one group per task, shape ({len(self)},); got "
                     f"{self.groups.shape}."
                 )
+        if self.classes is not None:
+            self.classes = np.asarray(self.classes)
+            if self.classes.ndim != 2 or self.classes.shape[0] != len(self):
+                raise ValueError(
+                    f"classes must hold one row of classes per task, shape ({len(self)}, "
+                    f"n_way); got {self.classes.shape}."
+                )
 
     def arrays(self):
         """The four stacked arrays, in the order the engine takes them."""
@@ -101,7 +115,8 @@ class TaskBatch:
         if isinstance(index, numbers.Integral):
             return Task(*(a[index] for a in self.arrays()))
         groups = None if self.groups is None else self.groups[index]
-        return TaskBatch(*(a[index] for a in self.arrays()), groups=groups)
+        classes = None if self.classes is None else self.classes[index]
+        return TaskBatch(*(a[index] for a in self.arrays()), groups=groups, classes=classes)
 
     def __iter__(self):
         for i in range(len(self)):
@@ -126,6 +141,101 @@ class TaskBatch:
                 )
             arrays.append(np.stack(parts))
         return cls(*arrays)
+
+    @classmethod
+    def concatenate(cls, batches, groups=None):
+        """One batch of the tasks of several batches of identical task shapes.
+
+        Parameters
+        ----------
+        batches : sequence of TaskBatch
+        groups : array-like of shape (len(batches),), default=None
+            A group for all the tasks of each batch (e.g. the fold of the class
+            partition each batch was drawn from: see
+            :class:`sklmeta.model_selection.DisjointTaskKFold`). None keeps the
+            batches' own ``groups``, if they all have them.
+
+        Returns
+        -------
+        batch : TaskBatch
+            ``classes`` are kept when every batch has them.
+
+        Examples
+        --------
+        >>> from sklmeta.tasks import SinusoidTasks, TaskBatch
+        >>> tasks = SinusoidTasks()
+        >>> batch = TaskBatch.concatenate([tasks.sample(2, random_state=0),
+        ...                                tasks.sample(3, random_state=1)], groups=["a", "b"])
+        >>> len(batch), batch.groups.tolist()
+        (5, ['a', 'a', 'b', 'b', 'b'])
+        """
+        batches = list(batches)
+        if not batches or not all(isinstance(b, TaskBatch) for b in batches):
+            raise ValueError("batches must be a non-empty sequence of TaskBatch.")
+        fields = ("X_support", "y_support", "X_query", "y_query")
+        arrays = []
+        for name in fields:
+            shapes = {getattr(b, name).shape[1:] for b in batches}
+            if len(shapes) != 1:
+                raise ValueError(
+                    f"All batches must have the same {name} shape per task to be "
+                    f"concatenated; got {sorted(shapes)}."
+                )
+            arrays.append(np.concatenate([getattr(b, name) for b in batches]))
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (len(batches),):
+                raise ValueError(
+                    f"groups must hold one group per batch, shape ({len(batches)},); got "
+                    f"{groups.shape}."
+                )
+            groups = np.repeat(groups, [len(b) for b in batches])
+        elif all(b.groups is not None for b in batches):
+            groups = np.concatenate([b.groups for b in batches])
+        classes = None
+        if all(b.classes is not None for b in batches):
+            if len({b.classes.shape[1] for b in batches}) == 1:
+                classes = np.concatenate([b.classes for b in batches])
+        return cls(*arrays, groups=groups, classes=classes)
+
+
+def held_out_units(units, test_size, random_state, kind):
+    """Boolean mask of the ``units`` (groups or classes) that ``test_size`` holds out.
+
+    A float in (0, 1): that fraction (rounded, at least one); an int: that many; an
+    array-like: those units. Either way at least one unit stays on each side.
+    """
+    n_units = len(units)
+    if isinstance(test_size, numbers.Real) and not isinstance(test_size, numbers.Integral):
+        if not 0 < test_size < 1:
+            raise ValueError(f"A float test_size must be in (0, 1), got {test_size}.")
+        n_test = max(1, round(test_size * n_units))
+        if n_test >= n_units:
+            raise ValueError(
+                f"test_size={test_size} would hold out all {n_units} {_plural(kind)}.")
+        held_out = as_rng(random_state).choice(n_units, n_test, replace=False)
+    elif isinstance(test_size, numbers.Integral):
+        if not 1 <= test_size < n_units:
+            raise ValueError(
+                f"An int test_size must be in [1, {n_units - 1}] (there are {n_units} "
+                f"{_plural(kind)}), got {test_size}.")
+        held_out = as_rng(random_state).choice(n_units, test_size, replace=False)
+    else:
+        wanted = np.asarray(test_size)
+        unknown = np.setdiff1d(wanted, units)
+        if unknown.size or np.unique(wanted).size in (0, n_units):
+            raise ValueError(
+                f"test_size must name some but not all of the {_plural(kind)} "
+                f"{np.asarray(units).tolist()[:20]}"
+                + (f"; unknown: {unknown.tolist()[:10]}" if unknown.size else "") + ".")
+        held_out = np.flatnonzero(np.isin(units, wanted))
+    test = np.zeros(n_units, dtype=bool)
+    test[held_out] = True
+    return test
+
+
+def _plural(kind):
+    return kind + ("es" if kind.endswith("s") else "s")
 
 
 class TaskSequence:

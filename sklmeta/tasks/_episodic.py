@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from ._base import TaskBatch, as_rng
+from ._base import TaskBatch, as_rng, held_out_units
 
 __all__ = ["EpisodicTasks"]
 
@@ -128,4 +128,52 @@ class EpisodicTasks:
 
         Xs, ys = take(slice(0, k))
         Xq, yq = take(slice(k, needed))
-        return TaskBatch(Xs, ys, Xq, yq)
+        return TaskBatch(Xs, ys, Xq, yq, classes=self.classes_[classes])
+
+    def split(self, test_size=0.25, *, random_state=None):
+        """Split the classes into a meta-training and a meta-test distribution.
+
+        Episodes of the two distributions then share no class, which a split of
+        sampled episodes cannot promise: an episode draws ``n_way`` classes, so
+        episodes of the same classes would sit on both sides.
+
+        Parameters
+        ----------
+        test_size : float, int or array-like, default=0.25
+            A float in (0, 1): the fraction of classes held out (rounded, at least
+            one); an int: their number; an array-like: the classes themselves.
+        random_state : int, Generator or None, default=None
+            Which classes are held out (for a float or int ``test_size``).
+
+        Returns
+        -------
+        train, test : EpisodicTasks
+            Same ``n_way``, ``k_shot`` and ``k_query``; together they hold every
+            eligible class exactly once. Each side needs at least ``n_way`` classes.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklmeta.tasks import EpisodicTasks
+        >>> X, y = load_digits(return_X_y=True)
+        >>> train, test = EpisodicTasks(X / 16, y, n_way=3).split([7, 8, 9])
+        >>> train.classes_.tolist(), test.classes_.tolist()
+        ([0, 1, 2, 3, 4, 5, 6], [7, 8, 9])
+        """
+        test = held_out_units(self.classes_, test_size, random_state, "class")
+        for side, keep in (("training", ~test), ("test", test)):
+            if keep.sum() < self.n_way:
+                raise ValueError(
+                    f"The {side} side of this split would have {int(keep.sum())} classes, "
+                    f"fewer than n_way={self.n_way}: hold out "
+                    + ("fewer" if side == "training" else "more") + " classes."
+                )
+        return self._subset(~test), self._subset(test)
+
+    def _subset(self, keep):
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.classes_ = self.classes_[keep]
+        new._table = self._table[keep]
+        new._counts = self._counts[keep]
+        return new

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from ._base import Task, TaskBatch, as_rng
+from ._base import Task, TaskBatch, as_rng, held_out_units
 
 __all__ = ["GroupedTasks"]
 
@@ -138,28 +138,7 @@ class GroupedTasks:
             Same ``k_support``, ``k_query`` (and ``n_way``); together they hold every
             eligible group exactly once.
         """
-        n_groups = len(self.groups_)
-        if isinstance(test_size, numbers.Real) and not isinstance(test_size, numbers.Integral):
-            if not 0 < test_size < 1:
-                raise ValueError(f"A float test_size must be in (0, 1), got {test_size}.")
-            n_test = max(1, round(test_size * n_groups))
-            held_out = as_rng(random_state).choice(n_groups, n_test, replace=False)
-        elif isinstance(test_size, numbers.Integral):
-            if not 1 <= test_size < n_groups:
-                raise ValueError(
-                    f"An int test_size must be in [1, {n_groups - 1}] (there are {n_groups} "
-                    f"groups), got {test_size}.")
-            held_out = as_rng(random_state).choice(n_groups, test_size, replace=False)
-        else:
-            wanted = np.asarray(test_size)
-            unknown = np.setdiff1d(wanted, self.groups_)
-            if unknown.size or wanted.size in (0, n_groups):
-                raise ValueError(
-                    f"test_size must name some but not all of the groups {self.groups_.tolist()}"
-                    + (f"; unknown: {unknown.tolist()}" if unknown.size else "") + ".")
-            held_out = np.flatnonzero(np.isin(self.groups_, wanted))
-        test = np.zeros(n_groups, dtype=bool)
-        test[held_out] = True
+        test = held_out_units(self.groups_, test_size, random_state, "group")
         return self._subset(~test), self._subset(test)
 
     def _subset(self, keep):

@@ -291,7 +291,9 @@ class ImageTasks:
         yq = np.broadcast_to(
             np.repeat(np.arange(n_way), self.k_query), (n_tasks, n_way * self.k_query)
         )
-        return TaskBatch(Xs, ys.astype(np.int64), Xq, yq.astype(np.int64))
+        # pool class p is class p % len(classes_) rotated: its source is that class
+        classes = self.classes_[chosen % len(self.classes_)]
+        return TaskBatch(Xs, ys.astype(np.int64), Xq, yq.astype(np.int64), classes=classes)
 
     def subset(self, classes=None, *, groups=None, **params):
         """A distribution over some of the classes, or with other episode settings.
