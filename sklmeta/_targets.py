@@ -28,7 +28,7 @@ class _TaskScoreMixin:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, *input_shape), or task collection
+        X : array-like of shape ``(n_samples, *input_shape)``, or task collection
             With a ``TaskBatch`` or list of ``Task``: adapt a copy of the estimator on
             each task's support set, predict its query set, and score all query
             predictions together (R^2 of the pooled query points for regressors, so
@@ -162,7 +162,7 @@ class MetaRegressorMixin(_TaskScoreMixin):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, *input_shape)
+        X : array-like of shape ``(n_samples, *input_shape)``
 
         Returns
         -------

@@ -2,7 +2,7 @@
 
 An estimator holds its hyper-parameters (stored untouched by ``__init__``) and its
 fitted state (attributes ending in ``_``); the numerical work is done by the pure
-functions of :mod:`sklmeta._engine`. This module validates input, moves arrays to
+functions of ``sklmeta._engine``. This module validates input, moves arrays to
 tensors and back, runs the meta-training loop with progress and interruption, and
 makes sure a failed call leaves the estimator as it was.
 """
@@ -919,7 +919,7 @@ default=None
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, *input_shape)
+        X : array-like of shape ``(n_samples, *input_shape)``
             Support inputs. Images may be given as ``(n, H, W)``, ``(n, C, H, W)`` or
             flattened to ``(n, C*H*W)``.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
@@ -1032,7 +1032,7 @@ default=None
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, *input_shape), or task collection
+        X : array-like of shape ``(n_samples, *input_shape)``, or task collection
         y : array-like of shape (n_samples,) or (n_samples, n_outputs), or None
             Must be None when ``X`` is a task collection.
         sample_weight : array-like of shape (n_samples,), default=None

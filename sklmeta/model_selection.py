@@ -3,7 +3,8 @@
 Tasks sampled from the same group (a patient, a store) or drawing the same classes
 (episodes) are not independent: a plain ``KFold`` over them scores a meta-learner on
 groups or classes it was meta-trained on, and over-estimates how it does on new ones
-(``docs/sklearn.md``, "Cross-validation over tasks leaks").
+(``docs/sklearn.md``, "Tasks of the same group leak between folds" and
+"Episodes share classes between folds").
 """
 
 import numbers

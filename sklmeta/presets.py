@@ -107,14 +107,16 @@ class MAMLPlusPlusRegressor(MAMLRegressor):
     __doc__ = _preset_doc(
         MAMLRegressor,
         "MAML++ for regression (Antoniou et al., 2019): learned per-layer per-step inner "
-        "rates, the multi-step loss and a cosine meta learning rate (per-step BatchNorm "
-        "is not implemented).", _MAMLPP)
+        "rates, the multi-step loss, a cosine meta learning rate and per-step BatchNorm "
+        "weights and biases (per-step running statistics have no counterpart).", _MAMLPP)
     __init__ = _init_with_defaults(MAMLRegressor, **_MAMLPP)
 
 
 class MAMLPlusPlusClassifier(MAMLClassifier):
     __doc__ = _preset_doc(
         MAMLClassifier,
-        "MAML++ for N-way K-shot classification (Antoniou et al., 2019); per-step "
-        "BatchNorm is not implemented.", _MAMLPP)
+        "MAML++ for N-way K-shot classification (Antoniou et al., 2019): learned "
+        "per-layer per-step inner rates, the multi-step loss, a cosine meta learning "
+        "rate and per-step BatchNorm weights and biases (per-step running statistics "
+        "have no counterpart).", _MAMLPP)
     __init__ = _init_with_defaults(MAMLClassifier, **_MAMLPP)

@@ -1,7 +1,7 @@
 """The per-task mathematics of each meta-learning algorithm, one small unit each.
 
 An algorithm says what one task contributes to the meta-update, written once against
-a *context* that the engine (:mod:`sklmeta._engine`) supplies: the context knows how to
+a *context* that the engine (``sklmeta._engine``) supplies: the context knows how to
 evaluate the task's loss and take its gradients (one task or a vectorised batch of
 tasks, plain autograd or ``torch.func`` transforms), so every execution strategy
 (``vmap``, ``loop``, their compiled forms, the nested fallback) serves every

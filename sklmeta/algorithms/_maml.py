@@ -6,6 +6,8 @@ from typing import Optional, Tuple
 
 from ._inner import InnerLoop, at_step, sgd_adapt, split_adapted
 
+#: Prefix of the learned inner learning rates among the meta-learned tensors: the rate
+#: of parameter ``name`` is ``LR_PREFIX + name`` (Meta-SGD, MAML++).
 LR_PREFIX = "inner_lr:"
 
 
@@ -31,7 +33,7 @@ class MAML:
     rates (``"inner_lr:<name>"``: Meta-SGD's per-element rates, or MAML++'s per-step
     ones with ``inner.lr_per_step``), they replace ``inner.lr`` and are meta-learned
     with the initialisation. Query examples are normalised as at prediction
-    (:meth:`sklmeta._engine.TaskLoss.query`).
+    (``sklmeta._engine.TaskLoss.query``).
     """
 
     inner: InnerLoop
@@ -39,6 +41,10 @@ class MAML:
     kind = "gradient"
 
     def task_objective(self, ctx, meta, Xs, ys, Xq, yq):
+        """One task's ``(objective, (task_loss, first_grad_norm))``.
+
+        See :mod:`sklmeta.algorithms`.
+        """
         params, rates = split_learned_rates(meta)
         inner = replace(self.inner, lr=rates) if rates else self.inner
         shared, fast = split_adapted(params, inner.adapt_names)

@@ -17,6 +17,10 @@ class JointPretraining:
     kind = "gradient"
 
     def task_objective(self, ctx, meta, Xs, ys, Xq, yq):
+        """One task's ``(objective, (task_loss, first_grad_norm))``.
+
+        See :mod:`sklmeta.algorithms`.
+        """
         objective = ctx.pooled_loss(meta, Xs, ys, Xq, yq)
         # for meta_history_ only (squared_norm detaches)
         grads = ctx.gradients(lambda w: ctx.loss(w, {}, Xs, ys), ctx.task_view(meta),

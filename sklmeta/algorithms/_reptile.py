@@ -17,6 +17,10 @@ class Reptile:
     kind = "direction"
 
     def task_direction(self, ctx, meta, Xs, ys, Xq, yq):
+        """One task's ``(deltas, (task_loss, first_grad_norm))``.
+
+        See :mod:`sklmeta.algorithms`.
+        """
         inner = replace(self.inner, first_order=True)
         shared, fast = split_adapted(meta, inner.adapt_names)
         adapted, norm = sgd_adapt(ctx, shared, ctx.task_view(fast), Xs, ys, inner,

@@ -29,9 +29,9 @@ class Task:
 
     Attributes
     ----------
-    X_support : ndarray of shape (n_support, *input_shape)
+    X_support : ndarray of shape ``(n_support, *input_shape)``
     y_support : ndarray of shape (n_support,) or (n_support, n_outputs)
-    X_query : ndarray of shape (n_query, *input_shape)
+    X_query : ndarray of shape ``(n_query, *input_shape)``
     y_query : ndarray of shape (n_query,) or (n_query, n_outputs)
     """
 
@@ -51,9 +51,9 @@ class TaskBatch:
 
     Attributes
     ----------
-    X_support : ndarray of shape (n_tasks, n_support, *input_shape)
+    X_support : ndarray of shape ``(n_tasks, n_support, *input_shape)``
     y_support : ndarray of shape (n_tasks, n_support, ...)
-    X_query : ndarray of shape (n_tasks, n_query, *input_shape)
+    X_query : ndarray of shape ``(n_tasks, n_query, *input_shape)``
     y_query : ndarray of shape (n_tasks, n_query, ...)
     groups : ndarray of shape (n_tasks,) or None
         Where each task came from (the group of :class:`GroupedTasks`), when known:
@@ -250,6 +250,7 @@ class TaskSequence:
         self.tasks = tasks if isinstance(tasks, TaskBatch) else TaskBatch.stack(tasks)
 
     def sample(self, n_tasks, random_state=None):
+        """Draw ``n_tasks`` distinct tasks (all of them, shuffled, when fewer exist)."""
         rng = as_rng(random_state)
         n_available = len(self.tasks)
         idx = rng.choice(n_available, size=min(n_tasks, n_available), replace=False)
