@@ -16,6 +16,7 @@ are rebuilt from the parameters, and a custom ``module`` must be passed to :func
 import copy
 import hashlib
 import numbers
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -68,6 +69,8 @@ def _plain_params(est):
             value = [int(v) for v in np.atleast_1d(value)]
         elif isinstance(value, torch.device):
             value = str(value)
+        elif isinstance(value, os.PathLike):  # checkpoint_path=pathlib.Path(...)
+            value = os.fspath(value)
         elif isinstance(value, (np.integer, np.floating, np.bool_)):
             value = value.item()
         params[name] = value

@@ -373,6 +373,17 @@ def test_safe_save_and_load(stage, sinusoid, tmp_path):
     np.testing.assert_array_equal(loaded.meta_history_["meta_loss"], est.meta_history_["meta_loss"])
 
 
+def test_safe_save_of_a_path_parameter(sinusoid, tmp_path):
+    # a pathlib.Path checkpoint_path is saved as its string: the file stays plain data
+    est = MAMLRegressor(max_iter=3, device="cpu", random_state=0,
+                        checkpoint_path=tmp_path / "ckpt.pt").meta_fit(sinusoid)
+    save(est, tmp_path / "model.pt")
+    loaded = load(tmp_path / "model.pt")
+    assert loaded.checkpoint_path == str(tmp_path / "ckpt.pt")
+    X = np.linspace(-5, 5, 7)[:, None]
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
 def test_safe_load_of_a_custom_module_needs_the_module(tmp_path):
     from sklearn.datasets import load_digits
 
