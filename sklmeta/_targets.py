@@ -158,7 +158,11 @@ class MetaRegressorMixin(_TaskScoreMixin):
         return None
 
     def predict(self, X):
-        """Predict with the adapted model.
+        """Predict with the adapted model, or zero-shot before any :meth:`adapt`.
+
+        After :meth:`meta_fit` and before :meth:`adapt`, the prediction comes from the
+        meta-learned initialisation (zero-shot); :meth:`adapt` replaces it with the
+        adapted model until the next :meth:`meta_fit`.
 
         Parameters
         ----------
@@ -167,6 +171,7 @@ class MetaRegressorMixin(_TaskScoreMixin):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            As the ``y`` given to :meth:`adapt`; zero-shot, 1-D for one output.
             float32 for float32 ``X``, float64 otherwise: the network's float32
             weights are applied in the input's precision, as scikit-learn's MLP
             does. A row's prediction does not depend on the other rows predicted with

@@ -929,7 +929,8 @@ default=None
             weighted mean (scikit-learn's convention: an integer weight acts as that
             many copies of the example, only the ratios matter). They weigh the loss
             only: BatchNorm layers take their statistics from the unweighted support
-            set, and ``head_init="prototypes"`` refuses weights. Meta-training has no
+            set, a classifier's ``classes_`` include the labels of zero-weight
+            examples, and ``head_init="prototypes"`` refuses weights. Meta-training has no
             weights (its tasks come from ``meta_fit``).
 
         Returns
@@ -969,6 +970,8 @@ default=None
         if weight is None:
             loss_fn = self._loss_fn(target_state)
         else:
+            # scaled by the largest first: a sum of huge weights must not overflow to inf
+            weight = weight / weight.max()
             loss_fn = self._weighted_loss_fn(
                 target_state, torch.as_tensor(weight / weight.sum(), dtype=dtype, device=device))
         loss = _engine.make_loss(module, loss_fn)
@@ -1121,8 +1124,9 @@ default=None
         Parameters
         ----------
         adapted : bool, default=True
-            The adapted network of the last :meth:`adapt` (what :meth:`predict` uses),
-            or, with False, the meta-learned initialisation.
+            The adapted network of the last :meth:`adapt` (what :meth:`predict` uses
+            after it), or, with False, the meta-learned initialisation (what a
+            meta-fitted regressor predicts with before any :meth:`adapt`).
 
         Returns
         -------
@@ -1214,10 +1218,11 @@ default=None
         with torch.no_grad(), context:
             out = forward(self.module_, params, buffers, X_t, X_reference=reference)
         if not _all_finite(out):
+            cause = ("meta-training diverged" if zero_shot
+                     else f"the adaptation diverged (inner_lr={self.inner_lr})")
             warnings.warn(
-                "The adapted model's outputs contain NaN or infinity: the adaptation "
-                f"diverged (inner_lr={self.inner_lr}) or X is far outside the scale of the "
-                "data it was trained on.",
+                f"The model's outputs contain NaN or infinity: {cause} or X is far "
+                "outside the scale of the data it was trained on.",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -1226,6 +1231,10 @@ default=None
     def __setstate__(self, state):
         # estimators pickled by sklmeta 0.1 were meta-trained transductively
         state.setdefault("batch_norm_stats", "transductive")
+        if "adapted_params_" not in state:
+            # older meta_fit left the output shape of a previous adapt behind; without an
+            # adaptation, zero-shot predictions take the default shape
+            state.pop("_y_ndim", None)
         super().__setstate__(state)
         if hasattr(self, "meta_params_") or hasattr(self, "adapted_params_"):
             # a fitted model moved to a machine without its device still predicts;

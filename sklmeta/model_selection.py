@@ -120,7 +120,7 @@ class DisjointTaskKFold(BaseCrossValidator):
                 f"n_splits={self.n_splits} folds need at least {self.n_splits} distinct "
                 f"groups or classes; the tasks have {len(names)}."
             )
-        fold_of_unit = self._deal(index, len(names))
+        fold_of_unit = self._deal(len(names))
         fold_of_unit_per_task = fold_of_unit[index]
         for fold in range(self.n_splits):
             inside = fold_of_unit_per_task == fold
@@ -161,7 +161,7 @@ class DisjointTaskKFold(BaseCrossValidator):
             )
         return X.classes
 
-    def _deal(self, index, n_units):
+    def _deal(self, n_units):
         """Fold of each unit: units dealt in turn, so folds get equal numbers of them."""
         order = np.arange(n_units)
         if self.shuffle:

@@ -146,7 +146,8 @@ class TaskPipeline(Pipeline):
             return self._transform_rows(X.reshape(n_tasks * n, -1)).reshape(n_tasks, n, -1)
 
         return TaskBatch(transform(batch.X_support), batch.y_support,
-                         transform(batch.X_query), batch.y_query, groups=batch.groups)
+                         transform(batch.X_query), batch.y_query, groups=batch.groups,
+                         classes=batch.classes)
 
     def _transform_tasks(self, tasks):
         if _is_task_distribution(tasks) and not isinstance(tasks, TaskBatch):

@@ -26,7 +26,6 @@ def test_groups_are_never_on_both_sides_and_every_task_is_tested_once():
         assert len(train) + len(test) == len(batch)  # one unit per task: nothing dropped
         tested.extend(test)
     assert sorted(tested) == list(range(len(batch)))
-    # the same partition of groups as GroupKFold would use, found from the batch alone
     assert DisjointTaskKFold(4).get_n_splits() == 4
 
 

@@ -211,9 +211,12 @@ def test_episodic_tasks_split_by_class():
     train, test = tasks.split([0, 5, 9])
     assert test.classes_.tolist() == [0, 5, 9]
     for bad, message in [(2, "fewer than n_way"), (8, "fewer than n_way"), ([11], "unknown"),
-                         (1.5, "test_size")]:
+                         (1.5, "test_size"), (True, "test_size"), (np.True_, "test_size")]:
         with pytest.raises(ValueError, match=message):
             tasks.split(bad)
+    # a 0-d array is a number, as a numpy integer is
+    assert len(tasks.split(np.array(3), random_state=0)[1].classes_) == 3
+    assert len(tasks.split(np.int64(3), random_state=0)[1].classes_) == 3
 
 
 def test_concatenate_keeps_or_sets_groups_and_classes():

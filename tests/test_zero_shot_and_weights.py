@@ -166,6 +166,17 @@ def test_classifier_weights_act_as_repeated_examples(episodes):
                                repeated.predict_proba(task.X_query), rtol=1e-5, atol=1e-6)
 
 
+def test_huge_weights_weigh_as_their_ratios(linear_maml, sinusoid):
+    # their sum overflows float64: only the ratios may count
+    task = sinusoid.sample(1, random_state=8)[0]
+    weight = np.linspace(1.0, 2.0, 10)
+    huge = clone(linear_maml).adapt(task.X_support, task.y_support, sample_weight=weight * 1e307)
+    plain = clone(linear_maml).adapt(task.X_support, task.y_support, sample_weight=weight)
+    np.testing.assert_allclose(huge.predict(task.X_query), plain.predict(task.X_query),
+                               rtol=1e-6)
+    assert not np.allclose(huge.predict(task.X_query), clone(linear_maml).predict(task.X_query))
+
+
 def test_grid_search_routes_sample_weight_to_adapt(linear_maml, sinusoid):
     task = sinusoid.sample(1, random_state=6)[0]
     X = np.concatenate([task.X_support, task.X_query])

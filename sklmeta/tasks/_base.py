@@ -206,6 +206,11 @@ def held_out_units(units, test_size, random_state, kind):
     array-like: those units. Either way at least one unit stays on each side.
     """
     n_units = len(units)
+    if isinstance(test_size, np.ndarray) and test_size.ndim == 0:
+        test_size = test_size.item()  # np.array(3) is the number 3, as np.int64(3) is
+    if isinstance(test_size, (bool, np.bool_)):
+        raise ValueError(f"test_size must be a float, an int or the {_plural(kind)} to hold "
+                         f"out, got {test_size!r}.")
     if isinstance(test_size, numbers.Real) and not isinstance(test_size, numbers.Integral):
         if not 0 < test_size < 1:
             raise ValueError(f"A float test_size must be in (0, 1), got {test_size}.")
