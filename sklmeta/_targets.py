@@ -1,8 +1,6 @@
 """Targets: regression (real values, mean squared error) and classification (``n_way``
 output units, cross-entropy), and scoring on task collections."""
 
-import copy
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -48,11 +46,9 @@ class _TaskScoreMixin:
         if _is_task_collection(X):
             if y is not None or sample_weight is not None:
                 raise ValueError("y and sample_weight must be None when X is a collection of tasks.")
-            tasks = _as_finite_tasks(X)
-            worker = copy.copy(self)  # adapts without touching self's adapted state
             y_true, y_pred = [], []
-            for task in tasks:
-                worker.adapt(task.X_support, task.y_support)
+            # copies adapt: self's adapted state is left as it was
+            for task, worker in self._adapted_copies(_as_finite_tasks(X)):
                 y_true.append(np.asarray(task.y_query))
                 y_pred.append(worker.predict(task.X_query))
             return float(self._pooled_score(np.concatenate(y_true), np.concatenate(y_pred)))

@@ -92,16 +92,13 @@ class _TaskScorer:
             )
         if y is not None:
             raise ValueError("y must be None: each task carries its query targets.")
-        tasks = _as_finite_tasks(X)
-        worker = copy.copy(estimator)  # adapts without touching the estimator's state
+        # adapted copies: the estimator's own state is left as it was
+        adapted = _adapted_copies(estimator, _as_finite_tasks(X))
         if not self.pooled:
-            return float(np.mean([
-                self.scorer(worker.adapt(t.X_support, t.y_support), t.X_query, t.y_query)
-                for t in tasks
-            ]))
+            return float(np.mean([self.scorer(worker, t.X_query, t.y_query)
+                                  for t, worker in adapted]))
         outputs, y_true, classes = {}, [], None
-        for task in tasks:
-            worker.adapt(task.X_support, task.y_support)
+        for task, worker in adapted:
             for method in ("predict", "predict_proba", "decision_function"):
                 if hasattr(worker, method):
                     outputs.setdefault(method, []).append(getattr(worker, method)(task.X_query))
@@ -122,6 +119,15 @@ class _TaskScorer:
                 f"{self!r}: the tasks' support sets have different label sets, so their "
                 f"{exc} outputs cannot be pooled; use pooled=False."
             ) from None
+
+
+def _adapted_copies(estimator, tasks):
+    """``(task, adapted copy)`` pairs: batched by sklmeta estimators, one at a time for
+    anything else with ``adapt`` (a TaskPipeline)."""
+    if hasattr(estimator, "_adapted_copies"):
+        return estimator._adapted_copies(tasks)
+    worker = copy.copy(estimator)
+    return ((task, worker.adapt(task.X_support, task.y_support)) for task in tasks)
 
 
 class _MissingOutput(AttributeError):
