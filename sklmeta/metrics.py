@@ -8,10 +8,8 @@ scikit-learn takes ``scoring=``: ``GridSearchCV``, ``RandomizedSearchCV``,
 ``cross_val_score`` and ``cross_validate`` on task collections.
 """
 
-import copy
-
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
 from sklearn.metrics import get_scorer, make_scorer
 
 from ._validation import _as_finite_tasks, _is_task_collection
@@ -126,8 +124,11 @@ def _adapted_copies(estimator, tasks):
     anything else with ``adapt`` (a TaskPipeline)."""
     if hasattr(estimator, "_adapted_copies"):
         return estimator._adapted_copies(tasks)
-    worker = copy.copy(estimator)
-    return ((task, worker.adapt(task.X_support, task.y_support)) for task in tasks)
+    # clone, not copy: a pipeline's copy would share (and adapt) the estimator's steps;
+    # a task pipeline's clone keeps its fitted transformers and meta-learned step
+    worker = clone(estimator)
+    adapt = getattr(worker, "adapt", worker.fit)
+    return ((task, adapt(task.X_support, task.y_support)) for task in tasks)
 
 
 class _MissingOutput(AttributeError):

@@ -13,11 +13,17 @@ import copy
 
 import numpy as np
 from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.utils.metaestimators import available_if
 
 from ._validation import _is_task_collection, _is_task_distribution
 from .tasks import TaskBatch
 
 __all__ = ["TaskPipeline", "make_task_pipeline"]
+
+
+def _final_step_has(method):
+    """For ``available_if``: a regressor's pipeline has no ``predict_proba``."""
+    return lambda pipeline: hasattr(pipeline._final_estimator, method)
 
 
 class TaskPipeline(Pipeline):
@@ -105,9 +111,11 @@ class TaskPipeline(Pipeline):
     def predict(self, X, **params):
         return self._final_estimator.predict(self._transform_rows(X), **params)
 
+    @available_if(_final_step_has("predict_proba"))
     def predict_proba(self, X, **params):
         return self._final_estimator.predict_proba(self._transform_rows(X), **params)
 
+    @available_if(_final_step_has("decision_function"))
     def decision_function(self, X, **params):
         return self._final_estimator.decision_function(self._transform_rows(X), **params)
 

@@ -82,3 +82,18 @@ def test_a_plain_pipeline_still_refuses_tasks_and_points_here():
         make_pipeline(StandardScaler(), quick()).fit(tasks)
     with pytest.raises(TypeError, match="task collection"):
         make_task_pipeline(StandardScaler(), quick()).meta_fit(np.zeros((3, 2)))
+
+
+def test_task_scorers_score_a_task_pipeline_without_touching_it():
+    from sklmeta.metrics import make_task_scorer
+
+    tasks = unscaled_panel().sample(40, random_state=0)
+    pipe = make_task_pipeline(StandardScaler(), quick()).fit(tasks)
+    task = tasks[0]
+    pipe.fit(task.X_support, task.y_support)
+    before = pipe.predict(task.X_query)
+    assert make_task_scorer("r2")(pipe, tasks[:6]) == pytest.approx(pipe.score(tasks[:6]),
+                                                                    rel=1e-5)
+    per_task = make_task_scorer("r2", pooled=False)(pipe, tasks[:6])
+    assert np.isfinite(per_task)
+    np.testing.assert_array_equal(pipe.predict(task.X_query), before)  # still its adaptation
