@@ -7,7 +7,13 @@ from scipy import stats
 from sklearn.base import is_classifier
 from sklearn.metrics import accuracy_score, mean_squared_error
 
-from ._base import adapt, check_matplotlib_support, copy_for_adaptation, finite_tasks, new_axes
+from ._base import (
+    adapted_copies,
+    check_matplotlib_support,
+    copy_for_adaptation,
+    finite_tasks,
+    new_axes,
+)
 
 __all__ = ["AdaptationCurveDisplay"]
 
@@ -224,9 +230,8 @@ default="predict"
         errors = np.empty((len(steps), len(tasks)))
         for i, k in enumerate(steps):
             worker = copy_for_adaptation(estimator, adapt_steps=k)
-            for j, task in enumerate(tasks):
-                adapt(worker, task.X_support, task.y_support)
-                output = getattr(worker, response_method)(task.X_query)
+            for j, (task, adapted) in enumerate(adapted_copies(worker, tasks)):
+                output = getattr(adapted, response_method)(task.X_query)
                 errors[i, j] = metric(np.asarray(task.y_query), output)
         return cls(
             steps=steps, errors=errors,

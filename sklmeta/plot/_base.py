@@ -68,6 +68,14 @@ def adapt(worker, X, y):
     return getattr(worker, "adapt", worker.fit)(X, y)
 
 
+def adapted_copies(worker, tasks):
+    """``(task, adapted)`` for each task: the tasks adapted together where the
+    estimator can (sklmeta estimators), else ``worker`` adapted to one after another."""
+    if hasattr(worker, "_adapted_copies"):
+        return worker._adapted_copies(tasks)
+    return ((task, adapt(worker, task.X_support, task.y_support)) for task in tasks)
+
+
 def accepts_return_std(estimator):
     """Whether ``estimator.predict`` takes ``return_std`` (a predictive distribution)."""
     try:
