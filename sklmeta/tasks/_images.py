@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from ._base import TaskBatch, as_rng
+from ._base import TaskBatch, as_rng, held_out_units
 
 __all__ = ["ImageTasks"]
 
@@ -377,34 +377,7 @@ class ImageTasks:
             units = self.groups_
         else:
             units = self.classes_
-        if isinstance(test_size, numbers.Real) and not isinstance(test_size, bool) and not (
-            isinstance(test_size, numbers.Integral)
-        ):
-            if not 0 < test_size < 1:
-                raise ValueError(f"A float test_size must be in (0, 1), got {test_size!r}.")
-            n_test = max(1, int(round(test_size * len(units))))
-        elif isinstance(test_size, numbers.Integral) and not isinstance(test_size, bool):
-            n_test = int(test_size)
-        else:
-            n_test = None
-        if n_test is not None:
-            if not 1 <= n_test < len(units):
-                raise ValueError(
-                    f"test_size={test_size!r} must hold out between 1 and "
-                    f"{len(units) - 1} of the {len(units)} {by}s."
-                )
-            rng = as_rng(random_state)
-            test_units = np.sort(rng.choice(units, size=n_test, replace=False))
-        else:
-            test_units = np.unique(np.asarray(test_size))
-            missing = np.setdiff1d(test_units, units)
-            if missing.size:
-                raise ValueError(
-                    f"test_size names {by}s {missing[:10].tolist()} that are not in "
-                    f"this distribution's {'groups_' if by == 'group' else 'classes_'}."
-                )
-            if not 1 <= len(test_units) < len(units):
-                raise ValueError(f"test_size must leave at least one {by} on each side.")
+        test_units = units[held_out_units(units, test_size, random_state, by)]
         if by == "group":
             test_classes = self.classes_[np.isin(self.class_groups_, test_units)]
         else:
