@@ -104,9 +104,30 @@ class TaskPipeline(Pipeline):
                 raise ValueError("y must be None when X is a collection of tasks.")
             return self.meta_fit(X)
         if getattr(self, "_frozen", False):
-            self._final_estimator.fit(self._transform_rows(X), y, **params)
+            self._final_estimator.fit(self._transform_rows(X), y,
+                                      **self._final_step_fit_params(params))
             return self
         return super().fit(X, y, **params)
+
+    def _final_step_fit_params(self, params):
+        """``<final step>__<name>`` fit parameters (as ``Pipeline`` names them) by
+        ``<name>``: after ``meta_fit`` only the meta-learner is fitted (adapted)."""
+        final = self.steps[-1][0]
+        routed = {}
+        for key, value in params.items():
+            step, separator, name = key.partition("__")
+            if not separator or step not in self.named_steps:
+                raise ValueError(
+                    f"fit parameters are named <step>__<parameter>, as in a Pipeline "
+                    f"(e.g. {final}__sample_weight); got {key!r}."
+                )
+            if step != final:
+                raise ValueError(
+                    f"{key!r}: the transformers were fitted at meta_fit and stay frozen; "
+                    f"fit on a support set takes only {final}__ parameters."
+                )
+            routed[name] = value
+        return routed
 
     def predict(self, X, **params):
         return self._final_estimator.predict(self._transform_rows(X), **params)

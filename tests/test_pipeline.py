@@ -97,3 +97,20 @@ def test_task_scorers_score_a_task_pipeline_without_touching_it():
     per_task = make_task_scorer("r2", pooled=False)(pipe, tasks[:6])
     assert np.isfinite(per_task)
     np.testing.assert_array_equal(pipe.predict(task.X_query), before)  # still its adaptation
+
+
+def test_fit_on_a_support_set_routes_the_meta_learner_s_sample_weight():
+    tasks = unscaled_panel().sample(40, random_state=0)
+    pipe = make_task_pipeline(StandardScaler(), quick()).fit(tasks)
+    task = tasks[1]
+    weight = np.linspace(0.0, 2.0, len(task.y_support))
+    pipe.fit(task.X_support, task.y_support, mamlregressor__sample_weight=weight)
+    scaler = pipe.named_steps["standardscaler"]
+    direct = clone(pipe[-1]).adapt(scaler.transform(task.X_support), task.y_support,
+                                   sample_weight=weight)
+    np.testing.assert_allclose(pipe.predict(task.X_query),
+                               direct.predict(scaler.transform(task.X_query)), rtol=1e-6)
+    with pytest.raises(ValueError, match="frozen"):
+        pipe.fit(task.X_support, task.y_support, standardscaler__sample_weight=weight)
+    with pytest.raises(ValueError, match="<step>__<parameter>"):
+        pipe.fit(task.X_support, task.y_support, sample_weight=weight)
