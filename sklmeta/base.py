@@ -1261,7 +1261,10 @@ default=None
         if not hasattr(self, key):
             raise NotFittedError(
                 f"to_module(adapted={adapted}) needs {type(self).__name__}."
-                + ("adapt(X, y) first." if adapted else "meta_fit(tasks) first.")
+                + ("adapt(X, y) first" + ("; to_module(adapted=False) gives the "
+                                          "meta-learned initialisation."
+                                          if hasattr(self, "meta_params_") else ".")
+                   if adapted else "meta_fit(tasks) first.")
             )
         module = copy.deepcopy(self.module_).cpu()
         state = {**getattr(self, key), **self.buffers_}
