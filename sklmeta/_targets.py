@@ -144,8 +144,8 @@ class MetaRegressorMixin(_TaskScoreMixin):
         self._y_ndim = target_state["y_ndim"]
 
     def _zero_shot_refusal(self):
-        # a regressor's initialisation is a model in its own right: after meta_fit it
-        # predicts the tasks' average behaviour (e.g. the mean sine), before any adapt
+        # a regressor's initialisation maps inputs to targets on its own: after meta_fit
+        # it predicts, before any adapt, with no information about the task
         if self.batch_norm_stats == "support" and uses_reference_rows(self.module_):
             return (
                 "its BatchNorm layers normalise with the support set's statistics "
@@ -167,8 +167,8 @@ class MetaRegressorMixin(_TaskScoreMixin):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            As the ``y`` given to :meth:`adapt`; zero-shot, 1-D for one output.
-            float32 for float32 ``X``, float64 otherwise: the network's float32
+            Shaped as the ``y`` given to :meth:`adapt` (zero-shot: 1-D for one
+            output). float32 for float32 ``X``, float64 otherwise: the network's float32
             weights are applied in the input's precision, as scikit-learn's MLP
             does. A row's prediction does not depend on the other rows predicted with
             it, up to that precision's rounding (matrix-product kernels sum in other
