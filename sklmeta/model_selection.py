@@ -25,7 +25,8 @@ class DisjointTaskKFold(BaseCrossValidator):
     (one per task: :class:`~sklmeta.tasks.GroupedTasks`, or the batches of
     :meth:`TaskBatch.concatenate <sklmeta.tasks.TaskBatch.concatenate>`), else its
     ``classes`` (``n_way`` per episode: :class:`~sklmeta.tasks.EpisodicTasks`,
-    :class:`~sklmeta.tasks.ImageTasks`). The units are dealt into ``n_splits`` folds;
+    :class:`~sklmeta.tasks.ImageTasks`). The units are dealt into ``n_splits`` folds
+    of nearly equal numbers of tasks (largest units first, as ``GroupKFold``);
     split ``f`` tests on the tasks whose units all lie in fold ``f`` and trains on
     the tasks with none there. With groups every task is used once as a test task,
     as in ``GroupKFold``.
@@ -41,9 +42,11 @@ class DisjointTaskKFold(BaseCrossValidator):
     n_splits : int, default=3
         Number of folds, at least 2.
     shuffle : bool, default=False
-        Deal the units to folds in a random order (otherwise in sorted order).
+        Break ties between units of equal task counts at random (otherwise as
+        ``GroupKFold`` without shuffling, whose folds this splitter then reproduces for
+        groups).
     random_state : int, Generator or None, default=None
-        The order with ``shuffle=True``.
+        The order of ties with ``shuffle=True``.
 
     Examples
     --------
@@ -120,7 +123,7 @@ class DisjointTaskKFold(BaseCrossValidator):
                 f"n_splits={self.n_splits} folds need at least {self.n_splits} distinct "
                 f"groups or classes; the tasks have {len(names)}."
             )
-        fold_of_unit = self._deal(len(names))
+        fold_of_unit = self._deal(np.bincount(index.ravel(), minlength=len(names)))
         fold_of_unit_per_task = fold_of_unit[index]
         for fold in range(self.n_splits):
             inside = fold_of_unit_per_task == fold
@@ -161,11 +164,20 @@ class DisjointTaskKFold(BaseCrossValidator):
             )
         return X.classes
 
-    def _deal(self, n_units):
-        """Fold of each unit: units dealt in turn, so folds get equal numbers of them."""
+    def _deal(self, counts):
+        """Fold of each unit, for folds of nearly equal numbers of tasks: the units with
+        the most tasks first, each to the fold with the fewest so far (as ``GroupKFold``
+        does). ``counts[u]`` is the number of tasks unit ``u`` appears in."""
+        n_units = len(counts)
         order = np.arange(n_units)
-        if self.shuffle:
+        if self.shuffle:  # the order among units of equal counts
             order = as_rng(self.random_state).permutation(n_units)
+        # GroupKFold's order: by count, ties in reverse (without shuffle, the same folds)
+        order = order[np.argsort(counts[order], kind="stable")[::-1]]
+        load = np.zeros(self.n_splits)
         fold_of_unit = np.empty(n_units, dtype=np.int64)
-        fold_of_unit[order] = np.arange(n_units) % self.n_splits
+        for unit in order:
+            fold = int(np.argmin(load))
+            fold_of_unit[unit] = fold
+            load[fold] += counts[unit]
         return fold_of_unit

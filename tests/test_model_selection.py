@@ -29,6 +29,28 @@ def test_groups_are_never_on_both_sides_and_every_task_is_tested_once():
     assert DisjointTaskKFold(4).get_n_splits() == 4
 
 
+def test_without_shuffle_groups_split_as_group_kfold_does():
+    # an independent oracle: scikit-learn's GroupKFold, given the groups by hand
+    from sklearn.model_selection import GroupKFold
+
+    rng = np.random.default_rng(1)
+    batch = grouped_batch(60)
+    uneven = rng.integers(0, 7, size=60) ** 2 % 11  # groups of very unequal sizes
+    for groups in (batch.groups, uneven):
+        ours = [sorted(test) for _, test in DisjointTaskKFold(3).split(batch, groups=groups)]
+        theirs = [sorted(test) for _, test in GroupKFold(3).split(batch.X_support,
+                                                                   groups=groups)]
+        assert ours == theirs
+
+
+def test_folds_hold_nearly_equal_numbers_of_tasks():
+    batch = grouped_batch(60)
+    groups = np.r_[np.zeros(30, int), np.arange(1, 31)]  # one group of 30, 30 of one task
+    sizes = [len(test) for _, test in DisjointTaskKFold(3, shuffle=True, random_state=0)
+             .split(batch, groups=groups)]
+    assert sorted(sizes) == [15, 15, 30]
+
+
 def test_groups_argument_overrides_the_batch():
     batch = grouped_batch()
     parity = batch.groups % 2
